@@ -1,0 +1,61 @@
+"""A bundle folder: ``policy.onnx`` + ``contract.json`` + ``report.json`` from ``spine-export``.
+
+The contract is stored twice, in ``contract.json`` for people and in the ONNX file's
+``metadata_props`` (key ``spine.contract``) for the runtime; loading checks that they agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.contract import PolicyContract
+
+POLICY_FILE = "policy.onnx"
+CONTRACT_FILE = "contract.json"
+REPORT_FILE = "report.json"
+CONTRACT_KEY = "spine.contract"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: where it is, its contract and its export report."""
+
+    path: Path
+    contract: PolicyContract
+    report: dict[str, Any]
+
+    @property
+    def policy_path(self) -> Path:
+        return self.path / POLICY_FILE
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Read and cross-check a bundle; every error names the file at fault."""
+    path = Path(path)
+    contract_path, policy_path = path / CONTRACT_FILE, path / POLICY_FILE
+    for p in (contract_path, policy_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"bundle {path}: missing {p.name}")
+    contract = PolicyContract.from_json(contract_path.read_text(), source=str(contract_path))
+    embedded = read_onnx_metadata(policy_path).get(CONTRACT_KEY)
+    if embedded is None:
+        raise ValueError(f"{policy_path}: no {CONTRACT_KEY!r} in metadata_props")
+    if PolicyContract.from_json(embedded, source=f"{policy_path} metadata") != contract:
+        raise ValueError(f"{policy_path}: embedded contract differs from {contract_path}")
+    report_path = path / REPORT_FILE
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    return Bundle(path=path, contract=contract, report=report)
+
+
+def read_onnx_metadata(path: Path) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file, read with onnxruntime (no ``onnx`` package needed)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
+    return dict(sess.get_modelmeta().custom_metadata_map)

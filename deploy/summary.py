@@ -1,0 +1,65 @@
+"""``spine-summary``: the main job's closing summary, read from its output folder.
+
+spine-summary runs/demo
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def summarize(root: Path) -> str:
+    train = _read(root / "train" / "summary.json")
+    export = _read(root / "bundle" / "report.json")
+    run = _read(root / "run" / "summary.json")
+    replay = _read(root / "replay" / "report.json")
+    lat = run.get("policy_latency_us", {})
+    err = replay.get("command_error_rad", {})
+    rows = [
+        (
+            "training",
+            f"{train.get('steps', '?')} steps in {train.get('wall_s', float('nan')):.0f} s, "
+            f"sim success {train.get('success_rate', float('nan')):.0%}",
+        ),
+        (
+            "ONNX parity",
+            f"max |torch - onnxruntime| = {export.get('parity', {}).get('max_abs_error', float('nan')):.2e}",
+        ),
+        (
+            "run (Controller)",
+            f"success {run.get('success_rate', float('nan')):.0%} over {run.get('episodes', '?')} "
+            f"episodes, goal within 3 cm",
+        ),
+        (
+            "inference latency",
+            f"p50 {lat.get('p50', float('nan')):.1f} us, p99 {lat.get('p99', float('nan')):.1f} us "
+            "(onnxruntime, 1 thread)",
+        ),
+        ("safety interventions", str(run.get("interventions", {}))),
+        (
+            "replay",
+            f"{replay.get('ticks', '?')} ticks, max |command error| {err.get('max', float('nan')):.2e} rad, "
+            f"{replay.get('speed_vs_real_time', float('nan')):.0f}x real time",
+        ),
+        ("artifacts", f"{root}/ data/ train/ bundle/ run/log replay/report.md"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(["", "Spine demo summary", "=" * 18] + [f"{k:<{width}}  {v}" for k, v in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0] if args else "runs/demo")
+    print(summarize(root))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Goal-conditioned behaviour cloning (GCBC): regress the expert's joint targets.
+
+The module maps ``(observation, goal)`` to absolute joint-position targets. Its output is
+``q + max_delta * tanh(net(norm(obs), norm(goal)))``: a bounded step from the measured joint
+positions ``q``, so even an untrained network commands small moves. Normalizers are buffers
+of this module and end up inside the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.networks import mlp
+from policies.normalizer import Normalizer
+from policies.registry import register_policy
+from sim.contract import TensorSpec
+from sim.spec import JOINT_POS, TaskSpec, field_offset
+
+
+@dataclass
+class GCBCConfig:
+    """GCBC hyper-parameters."""
+
+    hidden: int = 256  # width of each hidden layer
+    layers: int = 3  # number of hidden layers
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 1e-4  # AdamW weight decay
+
+
+@register_policy("gcbc", config=GCBCConfig)
+class GCBCPolicy(nn.Module):
+    """MLP policy ``(observation (B, obs), goal (B, g)) -> joint_target (B, n_joints)`` in rad."""
+
+    family = "gcbc"
+
+    def __init__(self, spec: TaskSpec, config: GCBCConfig) -> None:
+        super().__init__()
+        self.spec = spec
+        self.config = config
+        self.obs_norm = Normalizer(spec.obs_size)
+        self.goal_norm = Normalizer(spec.goal.size)
+        self.net = mlp(spec.obs_size + spec.goal.size, config.hidden, config.layers, spec.n_joints)
+        self.q_start = field_offset(spec.observation, JOINT_POS)
+        self.register_buffer("max_delta", torch.tensor(spec.action.max_delta, dtype=torch.float32))
+
+    def fit_normalizers(self, data: dict[str, np.ndarray]) -> None:
+        """Fit the input statistics on a dataset (keys ``observation``, ``desired_goal``)."""
+        self.obs_norm.fit(data["observation"])
+        self.goal_norm.fit(data["desired_goal"])
+
+    def _step(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.obs_norm(observation), self.goal_norm(goal)], dim=-1)
+        return torch.tanh(self.net(x))
+
+    def _joint_pos(self, observation: torch.Tensor) -> torch.Tensor:
+        return observation[..., self.q_start : self.q_start + self.spec.n_joints]
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return self._joint_pos(observation) + self.max_delta * self._step(observation, goal)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """MSE between predicted and expert steps, in units of ``max_delta``."""
+        obs = batch["observation"]
+        target = ((batch["action"] - self._joint_pos(obs)) / self.max_delta).clamp(-1.0, 1.0)
+        loss = torch.mean((self._step(obs, batch["desired_goal"]) - target) ** 2)
+        return loss, {"loss": float(loss.detach())}
+
+    def export_module(self) -> nn.Module:
+        """A tensor-only copy for ONNX export; fails if the normalizers were never fitted."""
+        self.obs_norm.check_fitted("obs_norm")
+        self.goal_norm.check_fitted("goal_norm")
+        return copy.deepcopy(self).eval()
+
+    def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Graph inputs and outputs (batch of 1), for the contract and the export."""
+        s = self.spec
+        inputs = (
+            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
+            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
+        )
+        outputs = (TensorSpec("joint_target", (1, s.n_joints), description="absolute joint targets (rad)"),)
+        return inputs, outputs

@@ -1,0 +1,9 @@
+"""Simulation: MuJoCo tasks, robot models, scripted experts, dataset collection.
+
+Importing ``sim`` (or ``sim.spec``, ``sim.observation``, ``sim.contract``) does not import
+MuJoCo, so the robot-side runtime can use the specs without a physics engine.
+"""
+
+from sim.registry import make, names, register
+
+__all__ = ["make", "names", "register"]

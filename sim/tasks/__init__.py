@@ -1,0 +1,1 @@
+"""Tasks: Gymnasium goal-envs registered with ``@sim.register``; build them with ``sim.make``."""

@@ -1,0 +1,251 @@
+"""Reach: move arm7's end effector to a goal point sampled in the workspace box.
+
+Goal-env observations (``observation``, ``achieved_goal``, ``desired_goal``); actions are
+absolute joint-position targets (rad). Each step reports safety costs in ``info["cost"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sim.observation import build_observation, field_vector
+from sim.registry import register
+from sim.robots.arm7 import constants as c
+from sim.robots.arm7.physics import Arm7Physics
+from sim.spec import ActionSpec, FieldSpec, TaskSpec
+
+TASK_NAME = "reach"
+OBSERVATION_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("joint_pos", c.N_JOINTS, "rad", "measured joint positions"),
+    FieldSpec("joint_vel", c.N_JOINTS, "rad/s", "measured joint velocities"),
+    FieldSpec("ee_pos", 3, "m", "end-effector position, world frame"),
+)
+GOAL_FIELD = FieldSpec("goal", 3, "m", "target end-effector position, world frame")
+ACHIEVED_FIELD = "ee_pos"  # the state field that ``achieved_goal`` reports
+COST_JOINT_LIMIT, COST_COLLISION, COST_SPEED = "joint_limit", "collision", "speed"
+COST_KINDS: tuple[str, ...] = (COST_JOINT_LIMIT, COST_COLLISION, COST_SPEED)
+
+
+@dataclass(frozen=True)
+class ReachConfig:
+    """Reach task settings; ``ReachEnv(**overrides)`` replaces fields by name."""
+
+    control_hz: float = 25.0
+    """Control rate (Hz); the physics rate (500 Hz) must be an integer multiple of it."""
+    episode_steps: int = 100
+    """Control steps per episode; the episode is truncated after this many."""
+    success_threshold: float = 0.03
+    """End-effector to goal distance counted as success (m)."""
+    max_delta: float = 0.06
+    """Largest intended target change per control step and joint (rad), declared in the
+    action spec for policies to scale by; the env itself does not enforce it."""
+    init_noise: float = 0.1
+    """Half-width of the uniform noise added to HOME at reset, per joint (rad)."""
+    workspace_low: tuple[float, float, float] = c.WORKSPACE_LOW
+    """Lower corner of the goal sampling box, world frame (m)."""
+    workspace_high: tuple[float, float, float] = c.WORKSPACE_HIGH
+    """Upper corner of the goal sampling box, world frame (m)."""
+    joint_limit_threshold: float = 0.05
+    """``joint_limit`` cost is 1 when any joint is closer than this to a limit (rad)."""
+    speed_threshold: float = 1.0
+    """``speed`` cost is 1 when the end-effector speed exceeds this (m/s)."""
+
+    def __post_init__(self) -> None:
+        for name in ("control_hz", "episode_steps", "success_threshold", "max_delta"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ReachConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.init_noise < 0:
+            raise ValueError(f"ReachConfig.init_noise must be >= 0, got {self.init_noise}")
+        if len(self.workspace_low) != 3 or len(self.workspace_high) != 3:
+            raise ValueError("ReachConfig.workspace_low/high must have 3 values (m)")
+        if any(lo > hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)):
+            raise ValueError("ReachConfig.workspace_low must be <= workspace_high")
+
+
+def make_config(config: ReachConfig | None, overrides: dict[str, Any]) -> ReachConfig:
+    """``config`` (default ``ReachConfig()``) with ``overrides``; an unknown key raises."""
+    known = {f.name for f in fields(ReachConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"ReachConfig has no field(s) {unknown}; fields are {sorted(known)}")
+    return replace(config or ReachConfig(), **overrides)
+
+
+@register(TASK_NAME)
+class ReachEnv(gym.Env):
+    """arm7 reaching with absolute joint-position targets, 25 Hz control over 500 Hz physics."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012
+
+    def __init__(
+        self,
+        config: ReachConfig | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = make_config(config, overrides)
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
+        self.physics = Arm7Physics()
+        self.physics_hz = round(1.0 / self.physics.timestep, 6)
+        substeps = self.physics_hz / self.config.control_hz
+        if abs(substeps - round(substeps)) > 1e-9:
+            raise ValueError(
+                f"ReachConfig.control_hz={self.config.control_hz} does not divide the "
+                f"physics rate {self.physics_hz} Hz"
+            )
+        self.substeps = round(substeps)
+        self._spec = self._build_spec()
+        self.action_space = gym.spaces.Box(
+            self.physics.ctrl_min.astype(np.float32),
+            self.physics.ctrl_max.astype(np.float32),
+            dtype=np.float32,
+        )
+        goal_box = gym.spaces.Box(-np.inf, np.inf, (GOAL_FIELD.size,), np.float32)
+        self.observation_space = gym.spaces.Dict(
+            {
+                "observation": gym.spaces.Box(-np.inf, np.inf, (self._spec.obs_size,), np.float32),
+                "achieved_goal": goal_box,
+                "desired_goal": goal_box,
+            }
+        )
+        self._goal = np.asarray(c.WORKSPACE_LOW, dtype=np.float64)
+        self._steps = 0
+        self._renderer: Any = None
+
+    @property
+    def spec(self) -> TaskSpec:  # type: ignore[override]
+        """The task spec: fields, goal, action, rates, limits, workspace and cost kinds.
+
+        Gymnasium keeps its own ``EnvSpec`` in this slot; through a gymnasium wrapper use
+        ``env.unwrapped.spec`` (``Wrapper.spec`` cannot copy a ``TaskSpec`` and gives None).
+        """
+        return self._spec
+
+    def _build_spec(self) -> TaskSpec:
+        cfg = self.config
+        return TaskSpec(
+            name=TASK_NAME,
+            robot=c.ROBOT_NAME,
+            joint_names=c.JOINT_NAMES,
+            joint_pos_min=c.JOINT_POS_MIN,
+            joint_pos_max=c.JOINT_POS_MAX,
+            joint_vel_max=c.JOINT_VEL_MAX,
+            observation=OBSERVATION_FIELDS,
+            goal=GOAL_FIELD,
+            action=ActionSpec("joint_position", "rad", (cfg.max_delta,) * c.N_JOINTS),
+            control_hz=cfg.control_hz,
+            physics_hz=self.physics_hz,
+            episode_steps=cfg.episode_steps,
+            success_threshold=cfg.success_threshold,
+            workspace_low=tuple(cfg.workspace_low),
+            workspace_high=tuple(cfg.workspace_high),
+            cost_kinds=COST_KINDS,
+        )
+
+    # --- gymnasium API -----------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode: joints at HOME + uniform noise, goal uniform in the workspace.
+
+        ``options`` may fix ``"joint_pos"`` (7,) rad and/or ``"goal"`` (3,) m.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        cfg, rng = self.config, self.np_random
+        noise = rng.uniform(-cfg.init_noise, cfg.init_noise, c.N_JOINTS)
+        q0 = np.clip(np.asarray(c.HOME) + noise, self.physics.pos_min, self.physics.pos_max)
+        goal = rng.uniform(cfg.workspace_low, cfg.workspace_high)
+        q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(c.N_JOINTS)
+        goal = np.asarray(options.pop("goal", goal), dtype=np.float64).reshape(GOAL_FIELD.size)
+        if options:
+            raise ValueError(f"reach reset: unknown option(s) {sorted(options)}")
+        self.physics.reset()
+        self.physics.set_joint_state(q0, np.zeros(c.N_JOINTS))
+        self.physics.set_targets(q0)
+        self._goal = goal
+        self.physics.set_goal_marker(goal)
+        self._steps = 0
+        return self._observe(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Apply joint targets ``(7,)`` (rad, clipped to the actuator ranges only) for one
+        control period. Reward is ``-distance`` (m); never terminates, truncates at
+        ``episode_steps``."""
+        target = np.asarray(action, dtype=np.float64)
+        if target.shape != (c.N_JOINTS,):
+            raise ValueError(f"reach: action must have shape ({c.N_JOINTS},), got {target.shape}")
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"reach: action is not finite: {target}")
+        self.physics.set_targets(target)
+        self.physics.step(self.substeps)
+        self._steps += 1
+        info = self._info()
+        truncated = self._steps >= self.config.episode_steps
+        return self._observe(), -info["distance"], False, truncated, info
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """``-||achieved - desired||`` (m) over the last axis; shapes ``(..., 3)``."""
+        diff = np.asarray(achieved_goal, np.float64) - np.asarray(desired_goal, np.float64)
+        return -np.linalg.norm(diff, axis=-1)
+
+    def render(self) -> np.ndarray | None:
+        """An ``(H, W, 3)`` uint8 image from the workspace camera in ``"rgb_array"`` mode."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._renderer is None:
+            import mujoco
+
+            self._renderer = mujoco.Renderer(self.physics.model, 480, 640)
+        self._renderer.update_scene(self.physics.data, camera=c.CAMERA)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # --- state, observation, costs -----------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """Named raw state (float64): joint_pos (7,) rad, joint_vel (7,) rad/s, ee_pos (3,)
+        m, goal (3,) m: what a real robot's runtime assembles from its sensors."""
+        return {
+            "joint_pos": self.physics.joint_pos(),
+            "joint_vel": self.physics.joint_vel(),
+            "ee_pos": self.physics.ee_pos(),
+            GOAL_FIELD.name: self._goal.copy(),
+        }
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        state = self.state()
+        return {
+            "observation": build_observation(state, self._spec.observation),
+            "achieved_goal": state[ACHIEVED_FIELD].astype(np.float32),
+            "desired_goal": field_vector(state, GOAL_FIELD).astype(np.float32),
+        }
+
+    def _info(self) -> dict[str, Any]:
+        """Costs and diagnostics of the current state (end of the control step)."""
+        cfg, physics = self.config, self.physics
+        margin = float(physics.joint_limit_margin().min())
+        contacts = physics.contacts().total
+        ee_speed = float(np.linalg.norm(physics.ee_vel()))
+        distance = float(np.linalg.norm(physics.ee_pos() - self._goal))
+        cost = {
+            COST_JOINT_LIMIT: float(margin < cfg.joint_limit_threshold),
+            COST_COLLISION: float(contacts > 0),
+            COST_SPEED: float(ee_speed > cfg.speed_threshold),
+        }
+        return {
+            "cost": cost,
+            "joint_limit_margin": margin,
+            "contacts": contacts,
+            "ee_speed": ee_speed,
+            "distance": distance,
+            "is_success": distance < cfg.success_threshold,
+        }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Spine's front door. Sets up .venv (once, and again whenever pyproject.toml or
+# constraints.txt change), then runs what you ask for:
+#   ./spine.sh demo  [extra spine-train overrides]   collect -> train -> export -> run -> replay on reach
+#   ./spine.sh test  [pytest args]                  the whole test suite
+#   ./spine.sh setup                                 only the environment
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+root=$PWD
+venv="$root/.venv"
+py="$venv/bin/python"
+
+setup() {
+  local want have stamp="$venv/.spine-installed"
+  want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+  have=$(cat "$stamp" 2>/dev/null || true)
+  if [ -x "$py" ] && [ "$want" = "$have" ]; then return; fi
+  echo "[spine] setting up $venv (pins from constraints.txt)"
+  [ -x "$py" ] || python3 -m venv "$venv"
+  "$py" -m pip install --quiet --upgrade pip
+  "$py" -m pip install --quiet -c constraints.txt -e ".[dev]"
+  echo "$want" >"$stamp"
+}
+
+demo() {
+  local out="${SPINE_DEMO_DIR:-runs/demo}"
+  local bin="$venv/bin"
+  rm -rf "$out"
+  "$bin/spine-collect" task=reach episodes=300 seed=0 out="$out/data"
+  "$bin/spine-train" task=reach policy=gcbc dataset="$out/data/reach.npz" out="$out/train" "$@"
+  "$bin/spine-export" "$out/train/checkpoint" --out "$out/bundle"
+  "$bin/spine-run" "$out/bundle" --task reach --episodes 20 --seed 1000 --log "$out/run"
+  "$bin/spine-replay" "$out/run/log" --bundle "$out/bundle" --out "$out/replay"
+  "$bin/spine-summary" "$out"
+}
+
+cmd="${1:-help}"
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; demo "$@" ;;
+  test) setup; cd "$root"; "$py" -m pytest "$@" ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
