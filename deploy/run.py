@@ -36,14 +36,14 @@ def run(
 ) -> dict[str, Any]:
     """Run ``episodes`` closed-loop episodes in sim through the Controller; returns the summary."""
     env = sim.make(task, **(task_kwargs or {}))
-    ctrl = Controller(bundle, env.spec)
+    ctrl = Controller(bundle, env.task_spec)
     log_dir.mkdir(parents=True, exist_ok=True)
-    period_ns = round(1e9 / env.spec.control_hz)
+    period_ns = round(1e9 / env.task_spec.control_hz)
     stamp, successes, distances = 0, 0, []
     stages: Counter[str] = Counter()
     costs: Counter[str] = Counter()
     policy_us, filter_us = [], []
-    with RunLogWriter(log_dir / "log", env.spec.joint_names, storage) as writer:
+    with RunLogWriter(log_dir / "log", env.task_spec.joint_names, storage) as writer:
         for ep in tqdm(range(episodes), desc=f"run {task}", unit="episode"):
             env.reset(seed=seed + ep)
             state = env.state()

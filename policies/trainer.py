@@ -53,7 +53,7 @@ def train(
     out = Path(cfg.out)
     data = load_dataset(Path(cfg.dataset))
     env = sim.make(task, **task_kwargs)
-    policy = make_policy(family, env.spec, policy_cfg)
+    policy = make_policy(family, env.task_spec, policy_cfg)
     policy.fit_normalizers(data)
     opt = torch.optim.AdamW(policy.parameters(), lr=policy_cfg.lr, weight_decay=policy_cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))

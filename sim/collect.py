@@ -64,7 +64,7 @@ def collect(
         raise KeyError(f"no expert for task {task!r}; experts exist for {sorted(EXPERTS)}")
     env = sim.make(task, **(task_kwargs or {}))
     expert = EXPERTS[task](env)
-    spec = env.spec
+    spec = env.task_spec
     noise_rng = np.random.default_rng(seed)
     dtypes = {key: dtype for key, (dtype, _) in DATASET_KEYS.items()}
     dtypes.update({cost_key(kind): np.float32 for kind in spec.cost_kinds})

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from sim.robots.arm7 import constants as c
-from sim.tasks.reach import ReachEnv
+from sim.tasks.reach import EE_POS, GOAL_FIELD, JOINT_POS, ReachEnv
 
 
 class ReachExpert:
@@ -47,8 +47,9 @@ class ReachExpert:
 
     def act(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
         """Absolute joint-position targets ``(7,)`` (rad) from named raw state."""
-        q = np.asarray(state["joint_pos"], dtype=np.float64)
-        err = np.asarray(state["goal"], np.float64) - np.asarray(state["ee_pos"], np.float64)
+        q = np.asarray(state[JOINT_POS.name], dtype=np.float64)
+        goal = np.asarray(state[GOAL_FIELD.name], dtype=np.float64)
+        err = goal - np.asarray(state[EE_POS.name], dtype=np.float64)
         dist = np.linalg.norm(err)
         if dist > self.max_step:
             err *= self.max_step / dist

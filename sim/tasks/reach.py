@@ -19,13 +19,12 @@ from sim.robots.arm7.physics import Arm7Physics
 from sim.spec import ActionSpec, FieldSpec, TaskSpec
 
 TASK_NAME = "reach"
-OBSERVATION_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("joint_pos", c.N_JOINTS, "rad", "measured joint positions"),
-    FieldSpec("joint_vel", c.N_JOINTS, "rad/s", "measured joint velocities"),
-    FieldSpec("ee_pos", 3, "m", "end-effector position, world frame"),
-)
+JOINT_POS = FieldSpec("joint_pos", c.N_JOINTS, "rad", "measured joint positions")
+JOINT_VEL = FieldSpec("joint_vel", c.N_JOINTS, "rad/s", "measured joint velocities")
+EE_POS = FieldSpec("ee_pos", 3, "m", "end-effector position, world frame")
+OBSERVATION_FIELDS: tuple[FieldSpec, ...] = (JOINT_POS, JOINT_VEL, EE_POS)
 GOAL_FIELD = FieldSpec("goal", 3, "m", "target end-effector position, world frame")
-ACHIEVED_FIELD = "ee_pos"  # the state field that ``achieved_goal`` reports
+ACHIEVED_FIELD = EE_POS  # the state field that ``achieved_goal`` reports
 COST_JOINT_LIMIT, COST_COLLISION, COST_SPEED = "joint_limit", "collision", "speed"
 COST_KINDS: tuple[str, ...] = (COST_JOINT_LIMIT, COST_COLLISION, COST_SPEED)
 
@@ -75,7 +74,7 @@ def make_config(config: ReachConfig | None, overrides: dict[str, Any]) -> ReachC
     return replace(config or ReachConfig(), **overrides)
 
 
-@register(TASK_NAME)
+@register(TASK_NAME, config=ReachConfig)
 class ReachEnv(gym.Env):
     """arm7 reaching with absolute joint-position targets, 25 Hz control over 500 Hz physics."""
 
@@ -118,11 +117,11 @@ class ReachEnv(gym.Env):
         self._renderer: Any = None
 
     @property
-    def spec(self) -> TaskSpec:  # type: ignore[override]
+    def task_spec(self) -> TaskSpec:
         """The task spec: fields, goal, action, rates, limits, workspace and cost kinds.
 
-        Gymnasium keeps its own ``EnvSpec`` in this slot; through a gymnasium wrapper use
-        ``env.unwrapped.spec`` (``Wrapper.spec`` cannot copy a ``TaskSpec`` and gives None).
+        Named ``task_spec`` because Gymnasium keeps its own ``EnvSpec`` in ``env.spec``;
+        through a Gymnasium wrapper use ``env.unwrapped.task_spec``.
         """
         return self._spec
 
@@ -215,9 +214,9 @@ class ReachEnv(gym.Env):
         """Named raw state (float64): joint_pos (7,) rad, joint_vel (7,) rad/s, ee_pos (3,)
         m, goal (3,) m: what a real robot's runtime assembles from its sensors."""
         return {
-            "joint_pos": self.physics.joint_pos(),
-            "joint_vel": self.physics.joint_vel(),
-            "ee_pos": self.physics.ee_pos(),
+            JOINT_POS.name: self.physics.joint_pos(),
+            JOINT_VEL.name: self.physics.joint_vel(),
+            EE_POS.name: self.physics.ee_pos(),
             GOAL_FIELD.name: self._goal.copy(),
         }
 
@@ -225,7 +224,7 @@ class ReachEnv(gym.Env):
         state = self.state()
         return {
             "observation": build_observation(state, self._spec.observation),
-            "achieved_goal": state[ACHIEVED_FIELD].astype(np.float32),
+            "achieved_goal": field_vector(state, ACHIEVED_FIELD).astype(np.float32),
             "desired_goal": field_vector(state, GOAL_FIELD).astype(np.float32),
         }
 

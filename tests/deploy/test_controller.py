@@ -15,7 +15,7 @@ from sim.contract import ContractMismatch
 
 def test_controller_runs_an_episode_in_sim(tiny_bundle: Path) -> None:
     env = sim.make("reach")
-    ctrl = Controller(tiny_bundle, env.spec)
+    ctrl = Controller(tiny_bundle, env.task_spec)
     env.reset(seed=3)
     ctrl.reset(env.state())
     for _ in range(20):
@@ -26,7 +26,7 @@ def test_controller_runs_an_episode_in_sim(tiny_bundle: Path) -> None:
 
 
 def test_contract_mismatch_names_the_field(tiny_bundle: Path) -> None:
-    spec = sim.make("reach").spec
+    spec = sim.make("reach").task_spec
     names = list(spec.joint_names)
     names[3] = "elbow"
     with pytest.raises(ContractMismatch, match=r"joint_names\[3\]"):
@@ -60,7 +60,7 @@ class FaultyPolicy:
 
 def test_faulty_policy_outputs_never_leave_the_envelope(tiny_bundle: Path) -> None:
     env = sim.make("reach")
-    ctrl = Controller(tiny_bundle, env.spec)
+    ctrl = Controller(tiny_bundle, env.task_spec)
     ctrl.policy = FaultyPolicy(ctrl.policy, np.random.default_rng(0))
     lim: SafetyLimits = ctrl.filter.limits
     seen = Stage.NONE
@@ -68,7 +68,7 @@ def test_faulty_policy_outputs_never_leave_the_envelope(tiny_bundle: Path) -> No
         env.reset(seed=ep)
         ctrl.reset(env.state())
         prev = ctrl.filter.last.copy()
-        for _ in range(env.spec.episode_steps):
+        for _ in range(env.task_spec.episode_steps):
             tick = ctrl.step_info(env.state())
             seen |= tick.stages
             cmd = tick.command
@@ -83,7 +83,7 @@ def test_faulty_policy_outputs_never_leave_the_envelope(tiny_bundle: Path) -> No
 
 def test_nan_sensors_and_missing_fields_hold_the_robot(tiny_bundle: Path) -> None:
     env = sim.make("reach")
-    ctrl = Controller(tiny_bundle, env.spec)
+    ctrl = Controller(tiny_bundle, env.task_spec)
     env.reset(seed=0)
     state = env.state()
     ctrl.reset(state)

@@ -32,7 +32,7 @@ def test_run_log_is_a_ros2_mcap_with_standard_messages(run_dir: Path) -> None:
         (m.TOPIC_GOAL, m.POINT_STAMPED),
     ]:
         assert f"name: {topic}" in meta and f"type: {msgtype}" in meta
-    spec = sim.make("reach").spec
+    spec = sim.make("reach").task_spec
     data = read_log(log, spec.joint_names)
     assert len(data.joint_pos) == 2 * spec.episode_steps
     assert data.episode is not None and set(data.episode.values[:, 0]) == {0.0, 1.0}
@@ -61,7 +61,7 @@ def write_foreign_bag(path: Path, names: list[str], n: int = 60, storage=Storage
 
 
 def test_foreign_rosbag2_is_matched_by_joint_name(tiny_bundle: Path, tmp_path: Path) -> None:
-    spec = sim.make("reach").spec
+    spec = sim.make("reach").task_spec
     names = [*reversed(spec.joint_names), "gripper"]
     write_foreign_bag(tmp_path / "bag", names)
     data = read_log(tmp_path / "bag", spec.joint_names)
@@ -74,7 +74,7 @@ def test_foreign_rosbag2_is_matched_by_joint_name(tiny_bundle: Path, tmp_path: P
 
 @pytest.mark.parametrize("storage", [StoragePlugin.SQLITE3, StoragePlugin.MCAP])
 def test_missing_joint_and_missing_goal_are_named(tiny_bundle: Path, tmp_path: Path, storage) -> None:
-    spec = sim.make("reach").spec
+    spec = sim.make("reach").task_spec
     write_foreign_bag(tmp_path / "short", list(spec.joint_names[:6]), storage=storage)
     with pytest.raises(LogError, match="joint7"):
         read_log(tmp_path / "short", spec.joint_names)
@@ -86,7 +86,7 @@ def test_missing_joint_and_missing_goal_are_named(tiny_bundle: Path, tmp_path: P
 def test_corrupt_and_absent_logs_are_named(tmp_path: Path, run_dir: Path) -> None:
     import shutil
 
-    spec = sim.make("reach").spec
+    spec = sim.make("reach").task_spec
     with pytest.raises(LogError, match="no such file"):
         read_log(tmp_path / "nope", spec.joint_names)
     bad = tmp_path / "bad"

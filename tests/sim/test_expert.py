@@ -18,7 +18,7 @@ def test_reach_expert_succeeds_without_collisions() -> None:
         truncated = False
         while not truncated:
             action = expert.act(env.state())
-            assert action.shape == (env.spec.n_joints,)
+            assert action.shape == (env.task_spec.n_joints,)
             assert np.all(np.abs(action - env.state()["joint_pos"]) <= env.config.max_delta + 1e-9)
             _, _, _, truncated, info = env.step(action)
             collisions += info["cost"][COST_COLLISION]

@@ -13,10 +13,10 @@ from sim.tasks.reach import COST_COLLISION, COST_JOINT_LIMIT, ReachConfig, Reach
 def test_overrides_reach_the_config_and_spec() -> None:
     env = sim.make("reach", episode_steps=50, max_delta=0.1, control_hz=50.0)
     assert env.config.episode_steps == 50
-    assert env.spec.episode_steps == 50
-    assert env.spec.action.max_delta == (0.1,) * c.N_JOINTS
+    assert env.task_spec.episode_steps == 50
+    assert env.task_spec.action.max_delta == (0.1,) * c.N_JOINTS
     assert env.substeps == 10
-    assert env.spec.physics_hz == 500.0
+    assert env.task_spec.physics_hz == 500.0
     base = ReachConfig(init_noise=0.0)
     assert ReachEnv(base, success_threshold=0.05).config.init_noise == 0.0
 
@@ -87,3 +87,9 @@ def test_joint_limit_cost_near_a_limit() -> None:
     assert info["joint_limit_margin"] == pytest.approx(0.01)
     _, info = env.reset(seed=0)
     assert info["cost"][COST_JOINT_LIMIT] == 0.0
+
+
+def test_gymnasium_env_checker_passes() -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(sim.make("reach"), skip_render_check=True)

@@ -25,7 +25,7 @@ def _rollout(env, seed: int, steps: int) -> list[dict[str, np.ndarray]]:
 @pytest.mark.parametrize("task", TASKS)
 def test_observation_matches_spec(task: str) -> None:
     env = sim.make(task, **SHORT)
-    spec = env.spec
+    spec = env.task_spec
     assert isinstance(spec, TaskSpec)
     assert spec.name == task
     assert TaskSpec.from_dict(spec.to_dict()) == spec
@@ -71,7 +71,7 @@ def test_random_actions_no_nan_costs_every_step(task: str) -> None:
     env = sim.make(task, **SHORT)
     env.reset(seed=3)
     env.action_space.seed(3)
-    kinds = set(env.spec.cost_kinds)
+    kinds = set(env.task_spec.cost_kinds)
     truncated, steps = False, 0
     while not truncated:
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
@@ -81,6 +81,6 @@ def test_random_actions_no_nan_costs_every_step(task: str) -> None:
         assert np.isfinite(reward)
         assert set(info["cost"]) == kinds
         assert all(v in (0.0, 1.0) for v in info["cost"].values())
-    assert steps == env.spec.episode_steps
+    assert steps == env.task_spec.episode_steps
     reward_again = env.compute_reward(obs["achieved_goal"], obs["desired_goal"], info)
     assert reward_again == pytest.approx(reward, abs=1e-6)
