@@ -25,7 +25,7 @@ setup() {
 demo() {
   local out="${SPINE_DEMO_DIR:-runs/demo}"
   local bin="$venv/bin"
-  rm -rf "$out"
+  rm -rf "$out"/{data,train,bundle,run,replay}
   "$bin/spine-collect" task=reach episodes=300 seed=0 out="$out/data"
   "$bin/spine-train" task=reach policy=gcbc dataset="$out/data/reach.npz" out="$out/train" "$@"
   "$bin/spine-export" "$out/train/checkpoint" --out "$out/bundle"

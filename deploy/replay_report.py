@@ -47,10 +47,20 @@ def plot_replay(
     axes[1].set_ylabel("|replayed - logged| (rad)")
     if logged is None:
         axes[1].text(0.5, 0.5, "log has no /spine/command", ha="center", transform=axes[1].transAxes)
+    elif np.nanmax(np.abs(replayed - logged), initial=0.0) == 0.0:
+        axes[1].text(
+            0.5,
+            0.5,
+            "replayed commands are bit-identical to the logged ones (error 0)",
+            ha="center",
+            transform=axes[1].transAxes,
+        )
     stages = [s for s in Stage if s]
     for k, s in enumerate(stages):
         hit = (stage_bits & int(s)) != 0
         axes[2].scatter(t[hit], np.full(hit.sum(), k), s=4, marker="|")
+    if not np.any(stage_bits):
+        axes[2].text(0.5, 0.5, "no safety stage acted", ha="center", va="center", transform=axes[2].transAxes)
     axes[2].set_yticks(range(len(stages)), [s.name.lower() for s in stages], fontsize=7)
     axes[2].set_ylim(-0.5, len(stages) - 0.5)
     axes[2].set_xlabel("time (s)")

@@ -70,7 +70,7 @@ def train(
         sched.step()
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.log(step, **metrics, wall_s=time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+            bar.set_postfix(loss=f"{metrics['loss']:.2e}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
             final = evaluate_policy(policy, env, cfg.eval_episodes, cfg.eval_seed)
             log.log(step, success_rate=final["success_rate"], wall_s=time.perf_counter() - t0)

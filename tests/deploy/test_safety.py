@@ -17,9 +17,9 @@ LIMITS = SafetyLimits(
 )
 
 
-def fresh(q0: np.ndarray = np.zeros(N) + 0.2) -> SafetyFilter:
+def fresh(q0: np.ndarray | None = None) -> SafetyFilter:
     f = SafetyFilter(LIMITS)
-    f.reset(q0)
+    f.reset(np.full(N, 0.2) if q0 is None else q0)
     return f
 
 

@@ -41,5 +41,5 @@ def test_tampered_or_broken_checkpoint_is_refused(tiny_checkpoint: Path, tmp_pat
     with pytest.raises(ValueError, match=r"checkpoint\.json: not valid JSON"):
         load_checkpoint(bad)
     (bad / META).unlink()
-    with pytest.raises(FileNotFoundError, match="missing checkpoint.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing checkpoint\.json"):
         load_checkpoint(bad)
