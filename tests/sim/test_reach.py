@@ -89,6 +89,7 @@ def test_joint_limit_cost_near_a_limit() -> None:
     assert info["cost"][COST_JOINT_LIMIT] == 0.0
 
 
+@pytest.mark.filterwarnings("ignore:.*Box observation space maximum value is infinity")
 def test_gymnasium_env_checker_passes() -> None:
     from gymnasium.utils.env_checker import check_env
 
