@@ -4,6 +4,6 @@ Importing ``sim`` (or ``sim.spec``, ``sim.observation``, ``sim.contract``) does 
 MuJoCo, so the robot-side runtime can use the specs without a physics engine.
 """
 
-from sim.registry import make, names, register
+from sim.registry import expert_class, make, names, register, register_expert
 
-__all__ = ["make", "names", "register"]
+__all__ = ["expert_class", "make", "names", "register", "register_expert"]

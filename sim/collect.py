@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 import sim
-from sim.experts import EXPERTS
+from sim.registry import expert_class
 
 # Arrays in every dataset: name -> (dtype, what it holds); N = transitions. Each of the
 # task's cost kinds adds a float32 ``cost_<kind>`` array (0 or 1, after the action).
@@ -50,7 +50,7 @@ def collect(
     """Roll out ``task``'s expert for ``episodes`` episodes and save every transition.
 
     Args:
-        task: registry name; needs an entry in ``sim.experts.EXPERTS``.
+        task: registry name; needs a registered expert (``@register_expert``).
         episodes: number of episodes.
         seed: seeds the first reset (later resets continue its stream) and the action noise.
         out_dir: folder for ``<task>.npz`` and ``<task>.json``; created if missing.
@@ -60,10 +60,9 @@ def collect(
     Returns:
         Path of the ``.npz`` file.
     """
-    if task not in EXPERTS:
-        raise KeyError(f"no expert for task {task!r}; experts exist for {sorted(EXPERTS)}")
+    expert_cls = expert_class(task)
     env = sim.make(task, **(task_kwargs or {}))
-    expert = EXPERTS[task](env)
+    expert = expert_cls(env)
     spec = env.task_spec
     noise_rng = np.random.default_rng(seed)
     dtypes = {key: dtype for key, (dtype, _) in DATASET_KEYS.items()}

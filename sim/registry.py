@@ -1,4 +1,9 @@
-"""Task registry, open to outside packages: decorate a factory with ``@register("name")``."""
+"""Task and expert registries, open to outside packages.
+
+``@register("name", config=Config)`` on a task factory, ``@register_expert("name")`` on its
+scripted expert. Every module in ``sim/tasks/`` and ``sim/experts/`` is imported on first
+lookup, so adding a task is adding a file; outside packages import their module first.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from typing import Any
 
 _TASKS: dict[str, Callable[..., Any]] = {}
 _CONFIGS: dict[str, type | None] = {}
-_BUILTINS = ("sim.tasks.reach",)
+_EXPERTS: dict[str, type] = {}
+_BUILTIN_PACKAGES = ("sim.tasks", "sim.experts")
+_loaded = False
 
 
 def register(name: str, config: type | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -27,11 +34,43 @@ def register(name: str, config: type | None = None) -> Callable[[Callable[..., A
     return deco
 
 
-def _load_builtins() -> None:
-    import importlib
+def register_expert(task: str) -> Callable[[type], type]:
+    """Register a scripted expert class for ``task``: ``Expert(env).act(env.state())``."""
 
-    for module in _BUILTINS:
-        importlib.import_module(module)
+    def deco(cls: type) -> type:
+        if task in _EXPERTS and _EXPERTS[task] is not cls:
+            raise ValueError(f"an expert for {task!r} is already registered: {_EXPERTS[task]!r}")
+        _EXPERTS[task] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+    import pkgutil
+
+    for package in _BUILTIN_PACKAGES:
+        pkg = importlib.import_module(package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{package}.{info.name}")
+    _loaded = True
+
+
+def expert_class(task: str) -> type:
+    """The scripted expert registered for ``task``; ``KeyError`` lists the tasks that have one."""
+    _load_builtins()
+    if task not in _EXPERTS:
+        raise KeyError(f"no expert for task {task!r}; experts exist for {sorted(_EXPERTS)}")
+    return _EXPERTS[task]
+
+
+def expert_tasks() -> list[str]:
+    _load_builtins()
+    return sorted(_EXPERTS)
 
 
 def names() -> list[str]:

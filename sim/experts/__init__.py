@@ -1,7 +1,2 @@
-"""Scripted experts, by task name: ``EXPERTS[task](env).act(env.state())`` -> action."""
-
-from sim.experts.reach_expert import ReachExpert
-
-EXPERTS: dict[str, type] = {"reach": ReachExpert}
-
-__all__ = ["EXPERTS", "ReachExpert"]
+"""Scripted experts, registered per task with ``@sim.registry.register_expert("task")``;
+look one up with ``sim.registry.expert_class(task)``, then ``Expert(env).act(env.state())``."""

@@ -6,10 +6,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sim.registry import register_expert
 from sim.robots.arm7 import constants as c
 from sim.tasks.reach import EE_POS, GOAL_FIELD, JOINT_POS, ReachEnv
 
 
+@register_expert("reach")
 class ReachExpert:
     """Moves the end effector straight at the goal, at most ``max_step`` m per control step.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import sim
-from sim.experts import EXPERTS, ReachExpert
+from sim.experts.reach_expert import ReachExpert
+from sim.registry import expert_tasks
 from sim.tasks.reach import COST_COLLISION, COST_SPEED
 
 
@@ -30,4 +31,4 @@ def test_reach_expert_succeeds_without_collisions() -> None:
 
 
 def test_every_task_with_an_expert_is_registered() -> None:
-    assert set(EXPERTS) <= set(sim.names())
+    assert set(expert_tasks()) <= set(sim.names())
