@@ -12,6 +12,27 @@ py="$venv/bin/python"
 
 setup() {
   local want have stamp="$venv/.spine-installed"
+  # Offscreen OpenGL for videos and rendered frames (MuJoCo via EGL, Mesa's software
+  # rasterizer; no GPU or display needed). Keep in step with sim/video.py::GL_PACKAGES.
+  local gl_pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0) missing=() p
+  if command -v dpkg-query >/dev/null; then
+    for p in "${gl_pkgs[@]}"; do
+      if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+      fi
+    done
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends)
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+      echo "[spine] installing offscreen GL: ${missing[*]}"
+      "${apt[@]}" "${missing[@]}" >/dev/null || { apt-get update -qq && "${apt[@]}" "${missing[@]}" >/dev/null; } ||
+        echo "[spine] could not install ${missing[*]}; videos and rendering will fail until they are" >&2
+    else
+      echo "[spine] videos and rendering need offscreen GL: sudo apt-get install ${missing[*]}" \
+        "(or libosmesa6 with MUJOCO_GL=osmesa); everything else works without it" >&2
+    fi
+  fi
   want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
   have=$(cat "$stamp" 2>/dev/null || true)
   if [ -x "$py" ] && [ "$want" = "$have" ]; then return; fi

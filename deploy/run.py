@@ -1,9 +1,10 @@
 """``spine-run``: drive the MuJoCo robot through the Controller and record every tick.
 
-    spine-run runs/bundle --task reach --episodes 20 --seed 1000 --log runs/run
+    spine-run runs/bundle --task reach --episodes 20 --seed 1000 --log runs/run [--video runs/run/ep0.mp4]
 
 Writes ``<log>/log`` (a rosbag2, MCAP by default, standard messages) and ``<log>/summary.json``
-(success rate, safety interventions by stage, inference latency). No torch.
+(success rate, safety interventions by stage, inference latency); with ``--video``, also a
+video (.mp4 or .gif) of the first episode. No torch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from deploy.controller import Controller
 from deploy.latency import percentiles
 from deploy.run_log import RunLogWriter
 from deploy.safety import Stage
+from sim.video import GLUnavailableError, VideoWriter, render_frame
 
 
 def run(
@@ -33,9 +35,16 @@ def run(
     log_dir: Path,
     task_kwargs: dict[str, Any] | None = None,
     storage: str = "mcap",
+    video: Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``episodes`` closed-loop episodes in sim through the Controller; returns the summary."""
-    env = sim.make(task, **(task_kwargs or {}))
+    """Run ``episodes`` closed-loop episodes in sim through the Controller; returns the summary.
+
+    ``video``: also render the first episode (640x480, one frame per control step) to this
+    ``.mp4`` or ``.gif``.
+    """
+    render = {"render_mode": "rgb_array"} if video else {}
+    env = sim.make(task, **render, **(task_kwargs or {}))
+    recorder = VideoWriter(video, env.task_spec.control_hz) if video else None
     ctrl = Controller(bundle, env.task_spec)
     log_dir.mkdir(parents=True, exist_ok=True)
     period_ns = round(1e9 / env.task_spec.control_hz)
@@ -46,6 +55,9 @@ def run(
     with RunLogWriter(log_dir / "log", env.task_spec.joint_names, storage) as writer:
         for ep in tqdm(range(episodes), desc=f"run {task}", unit="episode"):
             env.reset(seed=seed + ep)
+            film = recorder if ep == 0 else None
+            if film:
+                film.append(render_frame(env))
             state = env.state()
             ctrl.reset(state)
             done = False
@@ -60,6 +72,10 @@ def run(
                 if tick.policy_ran:
                     policy_us.append(tick.policy_us)
                 filter_us.append(tick.filter_us)
+                if film:
+                    film.append(render_frame(env))
+            if film:
+                film.close()
             successes += bool(info["is_success"])
             distances.append(float(info["distance"]))
     ticks = len(filter_us)
@@ -77,6 +93,7 @@ def run(
         "filter_latency_us": percentiles(filter_us),
         "log": str(log_dir / "log"),
         "storage": storage,
+        "video": str(video) if video else None,
     }
     (log_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -90,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1000, help="first episode seed (default %(default)s)")
     ap.add_argument("--log", type=Path, required=True, help="output folder (log/ + summary.json)")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage")
+    ap.add_argument("--video", type=Path, help="also render the first episode to this .mp4 or .gif")
     args = ap.parse_args(argv)
     if (args.log / "log").exists():
         print(f"spine-run: {args.log / 'log'} exists; choose another --log", file=sys.stderr)
         return 1
     try:
-        s = run(args.bundle, args.task, args.episodes, args.seed, args.log, storage=args.storage)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+        s = run(
+            args.bundle, args.task, args.episodes, args.seed, args.log, storage=args.storage, video=args.video
+        )
+    except (FileNotFoundError, ValueError, KeyError, GLUnavailableError) as e:
         print(f"spine-run: {e}", file=sys.stderr)
         return 1
     lat = s["policy_latency_us"]

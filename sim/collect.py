@@ -1,7 +1,15 @@
 """Expert dataset collection: run a task's scripted expert, save transitions as ``.npz``.
 
 ``collect("reach", 300, seed=0, out_dir=Path("data"))`` writes ``data/reach.npz`` (flat
-arrays, no pickle) and ``data/reach.json`` (task spec, seed, counts, success rate, time).
+arrays, no pickle) and ``data/reach.json`` (task spec, mode, seed, counts, success rate, time).
+
+Two modes:
+- ``"goal"``: each episode, the expert drives to the task's own goal (``expert.act(state)``).
+- ``"navigate"``: goal-free data, as OGBench's ``navigate`` datasets. The expert wanders for
+  whole episodes: ``expert.wander(state, rng, first) -> (action, target)`` heads for a
+  temporary target it draws itself and draws the next on arrival (``first`` marks an
+  episode's first step). ``desired_goal`` and ``reward`` are then relative to that temporary
+  target; goal-conditioned learners relabel goals with hindsight to stitch trajectories.
 """
 
 from __future__ import annotations
@@ -22,16 +30,23 @@ from sim.registry import expert_class
 DATASET_KEYS: dict[str, tuple[type, str]] = {
     "observation": (np.float32, "(N, obs) observation before the action"),
     "achieved_goal": (np.float32, "(N, goal) achieved goal before the action"),
-    "desired_goal": (np.float32, "(N, goal) desired goal"),
-    "action": (np.float32, "(N, act) executed absolute joint targets (rad)"),
-    "expert_action": (np.float32, "(N, act) expert's targets before action noise (rad)"),
+    "desired_goal": (np.float32, "(N, goal) desired goal (navigate: the expert's temporary target)"),
+    "action": (np.float32, "(N, act) executed absolute joint targets (action unit)"),
+    "expert_action": (np.float32, "(N, act) expert's targets before action noise (action unit)"),
     "next_observation": (np.float32, "(N, obs) observation after the action"),
     "next_achieved_goal": (np.float32, "(N, goal) achieved goal after the action"),
-    "reward": (np.float32, "(N,) reward of the transition"),
+    "reward": (np.float32, "(N,) reward of the transition toward desired_goal"),
     "episode": (np.int32, "(N,) episode index"),
     "step": (np.int32, "(N,) control step within the episode"),
     "done": (np.bool_, "(N,) last transition of its episode"),
+    "expert_mode": (
+        np.int32,
+        "(N,) the expert's strategy this episode (push: 0 near, 1 far side), -1 if none",
+    ),
 }
+NO_MODE = -1
+MODES = ("goal", "navigate")
+"""Collection modes: drive to the task's goal, or wander between the expert's own targets."""
 
 
 def cost_key(kind: str) -> str:
@@ -46,41 +61,69 @@ def collect(
     out_dir: Path,
     task_kwargs: dict[str, Any] | None = None,
     action_noise: float = 0.0,
+    mode: str = "goal",
+    randomization: Any = None,
 ) -> Path:
     """Roll out ``task``'s expert for ``episodes`` episodes and save every transition.
 
     Args:
         task: registry name; needs a registered expert (``@register_expert``).
         episodes: number of episodes.
-        seed: seeds the first reset (later resets continue its stream) and the action noise.
+        seed: seeds the first reset (later resets continue its stream), the action noise
+            and, in navigate mode, the expert's choice of targets.
         out_dir: folder for ``<task>.npz`` and ``<task>.json``; created if missing.
         task_kwargs: task config overrides, e.g. ``{"episode_steps": 50}``.
-        action_noise: std of Gaussian noise added to the expert's targets (rad).
+        action_noise: std of Gaussian noise added to the expert's targets (action units:
+            rad for joint angles, m for the maze's x/y).
+        mode: ``"goal"`` or ``"navigate"`` (see the module docstring); navigate episodes
+            always run ``episode_steps`` steps.
+        randomization: a ``sim.randomization.RandomizationConfig`` to wrap the task in
+            (seeded with ``seed``), or None for the nominal task.
 
     Returns:
         Path of the ``.npz`` file.
     """
+    if mode not in MODES:
+        raise ValueError(f"collect: mode={mode!r} is not one of {MODES}")
     expert_cls = expert_class(task)
     env = sim.make(task, **(task_kwargs or {}))
+    if randomization is not None:
+        from sim.randomization import Randomized
+
+        env = Randomized(env, randomization, seed)
     expert = expert_cls(env)
+    if mode == "navigate" and not callable(getattr(expert, "wander", None)):
+        raise ValueError(
+            f"collect: mode='navigate' needs an expert with wander(state, rng, first); "
+            f"{type(expert).__name__} (task {task!r}) has none"
+        )
     spec = env.task_spec
     noise_rng = np.random.default_rng(seed)
+    wander_rng = np.random.default_rng([seed, 1])  # kept apart from the noise stream
     dtypes = {key: dtype for key, (dtype, _) in DATASET_KEYS.items()}
     dtypes.update({cost_key(kind): np.float32 for kind in spec.cost_kinds})
     rows: dict[str, list[Any]] = {key: [] for key in dtypes}
-    successes = 0
+    successes, targets_reached = 0, 0
     start = time.perf_counter()
-    for episode in tqdm(range(episodes), desc=f"collect {task}", disable=None):
+    for episode in tqdm(range(episodes), desc=f"collect {task} ({mode})", disable=None):
         obs, _ = env.reset(seed=seed if episode == 0 else None)
+        goal = obs["desired_goal"]
         for step in range(spec.episode_steps):
-            expert_action = expert.act(env.state())
+            if mode == "navigate":
+                expert_action, target = expert.wander(env.state(), wander_rng, first=step == 0)
+                targets_reached += step > 0 and not np.array_equal(target, goal)
+                goal = np.asarray(target, dtype=np.float32)
+            else:
+                expert_action, goal = expert.act(env.state()), obs["desired_goal"]
             noise = action_noise * noise_rng.standard_normal(expert_action.shape)
             action = np.clip(expert_action + noise, env.action_space.low, env.action_space.high)
             next_obs, reward, terminated, truncated, info = env.step(action)
+            if mode == "navigate":
+                reward = env.compute_reward(next_obs["achieved_goal"], goal, info)
             row = {
                 "observation": obs["observation"],
                 "achieved_goal": obs["achieved_goal"],
-                "desired_goal": obs["desired_goal"],
+                "desired_goal": goal,
                 "action": action,
                 "expert_action": expert_action,
                 "next_observation": next_obs["observation"],
@@ -89,6 +132,7 @@ def collect(
                 "episode": episode,
                 "step": step,
                 "done": terminated or truncated,
+                "expert_mode": info.get("mode", NO_MODE),
                 **{cost_key(kind): info["cost"][kind] for kind in spec.cost_kinds},
             }
             for key, value in row.items():
@@ -108,12 +152,16 @@ def collect(
     meta = {
         "task": spec.to_dict(),
         "task_kwargs": dict(task_kwargs or {}),
+        "mode": mode,
         "seed": seed,
         "episodes": episodes,
         "transitions": len(arrays["reward"]),
         "action_noise": action_noise,
+        "randomization": None if randomization is None else randomization.to_dict(),
         "expert": type(expert).__name__,
-        "expert_success_rate": successes / max(episodes, 1),
+        # navigate episodes have no goal of their own: count the temporary targets reached
+        "expert_success_rate": successes / max(episodes, 1) if mode == "goal" else None,
+        "navigate_targets_reached": targets_reached if mode == "navigate" else None,
         "elapsed_s": round(elapsed, 3),
         "arrays": {key: doc for key, (_, doc) in DATASET_KEYS.items()},
         "cost_arrays": [cost_key(kind) for kind in spec.cost_kinds],

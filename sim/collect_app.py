@@ -1,6 +1,7 @@
 """``spine-collect``: record a task's scripted expert into a dataset (Hydra app).
 
 spine-collect task=reach episodes=300 seed=0 out=runs/data
+spine-collect task=maze mode=navigate episodes=1000 action_noise=0.2 out=runs/data
 """
 
 from __future__ import annotations
@@ -13,22 +14,36 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim.collect import collect
 from sim.config_schema import register_collect_schemas
+from sim.randomization import RandomizationConfig
+from sim.vector_collect import collect_batched
 
 register_collect_schemas()
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="collect")
 def main(cfg: DictConfig) -> None:
-    task = HydraConfig.get().runtime.choices["task"]
+    choices = HydraConfig.get().runtime.choices
+    task = choices["task"]
     task_kwargs = OmegaConf.to_container(cfg.task, resolve=True)
-    path = collect(
-        task,
+    randomization = None
+    if choices.get("randomization", "none") != "none":
+        randomization = RandomizationConfig.from_dict(OmegaConf.to_container(cfg.randomization, resolve=True))
+    common = dict(
         episodes=cfg.episodes,
         seed=cfg.seed,
         out_dir=Path(cfg.out),
         task_kwargs=task_kwargs,
         action_noise=cfg.action_noise,
+        randomization=randomization,
     )
+    if cfg.num_envs > 1:
+        if cfg.mode != "goal":
+            raise SystemExit(
+                f"spine-collect: num_envs={cfg.num_envs} supports mode=goal only, not {cfg.mode!r}"
+            )
+        path = collect_batched(task, num_envs=cfg.num_envs, threads=cfg.threads, **common)
+    else:
+        path = collect(task, mode=cfg.mode, **common)
     print(f"dataset: {path}")
 
 

@@ -22,8 +22,12 @@ class CollectConfig:
     episodes: int = 300  # episodes to record
     seed: int = 0  # first episode seed (episode i uses seed + i)
     out: str = "runs/data"  # folder for <task>.npz and <task>.json
-    action_noise: float = 0.0  # std of Gaussian noise added to expert actions (rad)
+    action_noise: float = 0.0  # std of Gaussian noise added to expert actions (action units)
+    mode: str = "goal"  # "goal": drive to the task's goal; "navigate": goal-free wandering
+    num_envs: int = 1  # > 1: step this many envs in a VectorEnv (goal mode only)
+    threads: int = 2  # physics threads of the VectorEnv when num_envs > 1
     task: Any = field(default=None)  # task config group (set by Hydra)
+    randomization: Any = field(default=None)  # randomization config group (set by Hydra)
 
 
 def schema_node(cls: type) -> DictConfig:
@@ -42,6 +46,9 @@ def register_task_schemas(cs: ConfigStore | None = None) -> None:
 
 
 def register_collect_schemas() -> None:
+    from sim.randomization import register_randomization_schema
+
     cs = ConfigStore.instance()
     cs.store(name="collect_schema", node=CollectConfig)
     register_task_schemas(cs)
+    register_randomization_schema(cs)

@@ -7,7 +7,7 @@ absolute joint-position targets (rad). Each step reports safety costs in ``info[
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -54,48 +54,54 @@ class ReachConfig:
     """``speed`` cost is 1 when the end-effector speed exceeds this (m/s)."""
 
     def __post_init__(self) -> None:
+        cls = type(self).__name__
         for name in ("control_hz", "episode_steps", "success_threshold", "max_delta"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"ReachConfig.{name} must be > 0, got {getattr(self, name)}")
+                raise ValueError(f"{cls}.{name} must be > 0, got {getattr(self, name)}")
         if self.init_noise < 0:
-            raise ValueError(f"ReachConfig.init_noise must be >= 0, got {self.init_noise}")
+            raise ValueError(f"{cls}.init_noise must be >= 0, got {self.init_noise}")
         if len(self.workspace_low) != 3 or len(self.workspace_high) != 3:
-            raise ValueError("ReachConfig.workspace_low/high must have 3 values (m)")
+            raise ValueError(f"{cls}.workspace_low/high must have 3 values (m)")
         if any(lo > hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)):
-            raise ValueError("ReachConfig.workspace_low must be <= workspace_high")
+            raise ValueError(f"{cls}.workspace_low must be <= workspace_high")
 
 
-def make_config(config: ReachConfig | None, overrides: dict[str, Any]) -> ReachConfig:
-    """``config`` (default ``ReachConfig()``) with ``overrides``; an unknown key raises."""
-    known = {f.name for f in fields(ReachConfig)}
+def make_config(config: Any, overrides: dict[str, Any], cls: type = ReachConfig) -> Any:
+    """``config`` (default ``cls()``) with ``overrides``; an unknown key raises."""
+    known = {f.name for f in fields(cls)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise TypeError(f"ReachConfig has no field(s) {unknown}; fields are {sorted(known)}")
-    return replace(config or ReachConfig(), **overrides)
+        raise TypeError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(known)}")
+    return replace(config or cls(), **overrides)
 
 
-@register(TASK_NAME, config=ReachConfig)
-class ReachEnv(gym.Env):
-    """arm7 reaching with absolute joint-position targets, 25 Hz control over 500 Hz physics."""
+class Arm7GoalEnv(gym.Env):
+    """Base of the arm7 goal-envs: absolute joint-position targets, control over 500 Hz physics.
+
+    Subclasses set the class attributes below and define ``reset``, ``state`` and
+    ``_achieved``; this class owns the spaces, the spec, stepping, reward, costs and
+    rendering. Their configs have (at least) ``ReachConfig``'s fields.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012
+    task_name: ClassVar[str]
+    config_class: ClassVar[type]
+    observation_fields: ClassVar[tuple[FieldSpec, ...]]
+    goal_field: ClassVar[FieldSpec]
+    achieved_field: ClassVar[FieldSpec]
+    cost_kinds: ClassVar[tuple[str, ...]]
 
-    def __init__(
-        self,
-        config: ReachConfig | None = None,
-        render_mode: str | None = None,
-        **overrides: Any,
-    ) -> None:
-        self.config = make_config(config, overrides)
+    def __init__(self, config: Any = None, render_mode: str | None = None, **overrides: Any) -> None:
+        self.config = make_config(config, overrides, self.config_class)
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
-        self.physics = Arm7Physics()
+        self.physics = self._make_physics()
         self.physics_hz = round(1.0 / self.physics.timestep, 6)
         substeps = self.physics_hz / self.config.control_hz
         if abs(substeps - round(substeps)) > 1e-9:
             raise ValueError(
-                f"ReachConfig.control_hz={self.config.control_hz} does not divide the "
-                f"physics rate {self.physics_hz} Hz"
+                f"{self.config_class.__name__}.control_hz={self.config.control_hz} does not "
+                f"divide the physics rate {self.physics_hz} Hz"
             )
         self.substeps = round(substeps)
         self._spec = self._build_spec()
@@ -104,7 +110,7 @@ class ReachEnv(gym.Env):
             self.physics.ctrl_max.astype(np.float32),
             dtype=np.float32,
         )
-        goal_box = gym.spaces.Box(-np.inf, np.inf, (GOAL_FIELD.size,), np.float32)
+        goal_box = gym.spaces.Box(-np.inf, np.inf, (self.goal_field.size,), np.float32)
         self.observation_space = gym.spaces.Dict(
             {
                 "observation": gym.spaces.Box(-np.inf, np.inf, (self._spec.obs_size,), np.float32),
@@ -112,9 +118,13 @@ class ReachEnv(gym.Env):
                 "desired_goal": goal_box,
             }
         )
-        self._goal = np.asarray(c.WORKSPACE_LOW, dtype=np.float64)
+        self._goal = np.asarray(self.config.workspace_low, dtype=np.float64)
         self._steps = 0
         self._renderer: Any = None
+
+    def _make_physics(self) -> Arm7Physics:
+        """The simulation this task runs in (the bare arm on its table here)."""
+        return Arm7Physics()
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -128,14 +138,14 @@ class ReachEnv(gym.Env):
     def _build_spec(self) -> TaskSpec:
         cfg = self.config
         return TaskSpec(
-            name=TASK_NAME,
+            name=self.task_name,
             robot=c.ROBOT_NAME,
             joint_names=c.JOINT_NAMES,
             joint_pos_min=c.JOINT_POS_MIN,
             joint_pos_max=c.JOINT_POS_MAX,
             joint_vel_max=c.JOINT_VEL_MAX,
-            observation=OBSERVATION_FIELDS,
-            goal=GOAL_FIELD,
+            observation=self.observation_fields,
+            goal=self.goal_field,
             action=ActionSpec("joint_position", "rad", (cfg.max_delta,) * c.N_JOINTS),
             control_hz=cfg.control_hz,
             physics_hz=self.physics_hz,
@@ -143,44 +153,28 @@ class ReachEnv(gym.Env):
             success_threshold=cfg.success_threshold,
             workspace_low=tuple(cfg.workspace_low),
             workspace_high=tuple(cfg.workspace_high),
-            cost_kinds=COST_KINDS,
+            cost_kinds=self.cost_kinds,
         )
 
     # --- gymnasium API -----------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start an episode: joints at HOME + uniform noise, goal uniform in the workspace.
-
-        ``options`` may fix ``"joint_pos"`` (7,) rad and/or ``"goal"`` (3,) m.
-        """
-        super().reset(seed=seed)
-        options = dict(options or {})
-        cfg, rng = self.config, self.np_random
-        noise = rng.uniform(-cfg.init_noise, cfg.init_noise, c.N_JOINTS)
-        q0 = np.clip(np.asarray(c.HOME) + noise, self.physics.pos_min, self.physics.pos_max)
-        goal = rng.uniform(cfg.workspace_low, cfg.workspace_high)
-        q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(c.N_JOINTS)
-        goal = np.asarray(options.pop("goal", goal), dtype=np.float64).reshape(GOAL_FIELD.size)
-        if options:
-            raise ValueError(f"reach reset: unknown option(s) {sorted(options)}")
+    def _start(self, q0: np.ndarray, goal: np.ndarray) -> None:
+        """Reset the physics, put the joints at rest at ``q0`` (7,) rad with targets there,
+        and set the goal ``(goal size,)``; subclasses place the rest of their scene after."""
         self.physics.reset()
         self.physics.set_joint_state(q0, np.zeros(c.N_JOINTS))
         self.physics.set_targets(q0)
         self._goal = goal
-        self.physics.set_goal_marker(goal)
         self._steps = 0
-        return self._observe(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Apply joint targets ``(7,)`` (rad, clipped to the actuator ranges only) for one
-        control period. Reward is ``-distance`` (m); never terminates, truncates at
-        ``episode_steps``."""
+        control period. Reward is ``-distance`` (goal units); never terminates, truncates
+        at ``episode_steps``."""
         target = np.asarray(action, dtype=np.float64)
         if target.shape != (c.N_JOINTS,):
-            raise ValueError(f"reach: action must have shape ({c.N_JOINTS},), got {target.shape}")
+            raise ValueError(f"{self.task_name}: action must have shape ({c.N_JOINTS},), got {target.shape}")
         if not np.all(np.isfinite(target)):
-            raise ValueError(f"reach: action is not finite: {target}")
+            raise ValueError(f"{self.task_name}: action is not finite: {target}")
         self.physics.set_targets(target)
         self.physics.step(self.substeps)
         self._steps += 1
@@ -189,18 +183,20 @@ class ReachEnv(gym.Env):
         return self._observe(), -info["distance"], False, truncated, info
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
-        """``-||achieved - desired||`` (m) over the last axis; shapes ``(..., 3)``."""
+        """``-||achieved - desired||`` over the last axis; shapes ``(..., goal size)``."""
         diff = np.asarray(achieved_goal, np.float64) - np.asarray(desired_goal, np.float64)
         return -np.linalg.norm(diff, axis=-1)
 
-    def render(self) -> np.ndarray | None:
-        """An ``(H, W, 3)`` uint8 image from the workspace camera in ``"rgb_array"`` mode."""
+    def render(self, width: int = 640, height: int = 480) -> np.ndarray | None:
+        """An ``(height, width, 3)`` uint8 image from the workspace camera in ``"rgb_array"``
+        mode (offscreen; ``sim.video.ensure_gl`` picks the GL backend)."""
         if self.render_mode != "rgb_array":
             return None
-        if self._renderer is None:
-            import mujoco
+        if self._renderer is None or (self._renderer.height, self._renderer.width) != (height, width):
+            from sim.video import offscreen_renderer
 
-            self._renderer = mujoco.Renderer(self.physics.model, 480, 640)
+            self.close()
+            self._renderer = offscreen_renderer(self.physics.model, height, width)
         self._renderer.update_scene(self.physics.data, camera=c.CAMERA)
         return self._renderer.render()
 
@@ -211,22 +207,20 @@ class ReachEnv(gym.Env):
 
     # --- state, observation, costs -----------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
-        """Named raw state (float64): joint_pos (7,) rad, joint_vel (7,) rad/s, ee_pos (3,)
-        m, goal (3,) m: what a real robot's runtime assembles from its sensors."""
-        return {
-            JOINT_POS.name: self.physics.joint_pos(),
-            JOINT_VEL.name: self.physics.joint_vel(),
-            EE_POS.name: self.physics.ee_pos(),
-            GOAL_FIELD.name: self._goal.copy(),
-        }
+        """Named raw state (float64 arrays), a superset of the observation and goal fields."""
+        raise NotImplementedError
 
     def _observe(self) -> dict[str, np.ndarray]:
         state = self.state()
         return {
             "observation": build_observation(state, self._spec.observation),
-            "achieved_goal": field_vector(state, ACHIEVED_FIELD).astype(np.float32),
-            "desired_goal": field_vector(state, GOAL_FIELD).astype(np.float32),
+            "achieved_goal": field_vector(state, self.achieved_field).astype(np.float32),
+            "desired_goal": field_vector(state, self.goal_field).astype(np.float32),
         }
+
+    def _achieved(self) -> np.ndarray:
+        """The achieved goal ``(goal size,)`` read from the physics (float64)."""
+        raise NotImplementedError
 
     def _info(self) -> dict[str, Any]:
         """Costs and diagnostics of the current state (end of the control step)."""
@@ -234,7 +228,7 @@ class ReachEnv(gym.Env):
         margin = float(physics.joint_limit_margin().min())
         contacts = physics.contacts().total
         ee_speed = float(np.linalg.norm(physics.ee_vel()))
-        distance = float(np.linalg.norm(physics.ee_pos() - self._goal))
+        distance = float(np.linalg.norm(self._achieved() - self._goal))
         cost = {
             COST_JOINT_LIMIT: float(margin < cfg.joint_limit_threshold),
             COST_COLLISION: float(contacts > 0),
@@ -248,3 +242,59 @@ class ReachEnv(gym.Env):
             "distance": distance,
             "is_success": distance < cfg.success_threshold,
         }
+
+
+@register(TASK_NAME, config=ReachConfig)
+class ReachEnv(Arm7GoalEnv):
+    """arm7 reaching with absolute joint-position targets, 25 Hz control over 500 Hz physics."""
+
+    task_name = TASK_NAME
+    config_class = ReachConfig
+    observation_fields = OBSERVATION_FIELDS
+    goal_field = GOAL_FIELD
+    achieved_field = ACHIEVED_FIELD
+    cost_kinds = COST_KINDS
+    start_pose: ClassVar[tuple[float, ...]] = c.HOME  # joints (rad) reset adds noise to
+    scene_options: ClassVar[tuple[str, ...]] = ()  # reset options ``_reset_scene`` takes
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode: joints at ``start_pose`` (HOME) + uniform noise, goal uniform in
+        the workspace.
+
+        ``options`` may fix ``"joint_pos"`` (7,) rad and/or ``"goal"`` (3,) m; subclasses
+        take more through ``_reset_scene``.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        cfg, rng = self.config, self.np_random
+        noise = rng.uniform(-cfg.init_noise, cfg.init_noise, c.N_JOINTS)
+        q0 = np.clip(np.asarray(self.start_pose) + noise, self.physics.pos_min, self.physics.pos_max)
+        goal = rng.uniform(cfg.workspace_low, cfg.workspace_high)
+        q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(c.N_JOINTS)
+        goal = np.asarray(options.pop("goal", goal), dtype=np.float64).reshape(GOAL_FIELD.size)
+        unknown = sorted(set(options) - set(self.scene_options))
+        if unknown:
+            raise ValueError(f"{self.task_name} reset: unknown option(s) {unknown}")
+        self._start(q0, goal)
+        self._reset_scene(options)
+        self.physics.set_goal_marker(goal)
+        return self._observe(), self._info()
+
+    def _reset_scene(self, options: dict[str, Any]) -> None:
+        """Hook: place task-specific scene parts after the arm and goal, drawing from
+        ``self.np_random``; ``options`` holds only ``scene_options`` keys. Reach has none."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Named raw state (float64): joint_pos (7,) rad, joint_vel (7,) rad/s, ee_pos (3,)
+        m, goal (3,) m: what a real robot's runtime assembles from its sensors."""
+        return {
+            JOINT_POS.name: self.physics.joint_pos(),
+            JOINT_VEL.name: self.physics.joint_vel(),
+            EE_POS.name: self.physics.ee_pos(),
+            GOAL_FIELD.name: self._goal.copy(),
+        }
+
+    def _achieved(self) -> np.ndarray:
+        return self.physics.ee_pos()

@@ -29,6 +29,7 @@ def test_round_trip_shapes_and_dtypes(dataset: Path) -> None:
     assert meta["seed"] == 5
     assert meta["episodes"] == EPISODES
     assert 0.0 <= meta["expert_success_rate"] <= 1.0
+    assert meta["mode"] == "goal"
     assert meta["elapsed_s"] > 0
     assert spec.episode_steps == STEPS
     assert data["observation"].shape == (n, spec.obs_size)
@@ -73,3 +74,23 @@ def test_missing_array_is_named(tmp_path: Path) -> None:
 def test_unknown_task_has_no_expert(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="no_such_task"):
         collect("no_such_task", 1, seed=0, out_dir=tmp_path)
+
+
+def test_navigate_mode_needs_a_wandering_expert(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"navigate.*wander.*reach"):
+        collect("reach", 1, seed=0, out_dir=tmp_path, mode="navigate")
+    with pytest.raises(ValueError, match="mode='roam'"):
+        collect("reach", 1, seed=0, out_dir=tmp_path, mode="roam")
+
+
+def test_collect_with_randomization_records_it_and_changes_the_data(tmp_path: Path) -> None:
+    from sim.randomization import RandomizationConfig
+
+    nominal = load_dataset(collect("reach", episodes=2, seed=0, out_dir=tmp_path / "a"))
+    cfg = RandomizationConfig(kp_scale=(0.5, 0.6), action_latency=(1, 1))
+    path = collect("reach", episodes=2, seed=0, out_dir=tmp_path / "b", randomization=cfg)
+    randomized = load_dataset(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["randomization"]["kp_scale"] == [0.5, 0.6]
+    assert not np.array_equal(nominal["next_observation"], randomized["next_observation"])
+    np.testing.assert_array_equal(nominal["observation"][0], randomized["observation"][0])

@@ -29,8 +29,21 @@ class Arm7Physics:
     Jacobians) are consistent with the current joint state.
     """
 
-    def __init__(self, xml_path: Path = c.XML_PATH) -> None:
-        self.model = mujoco.MjModel.from_xml_path(str(xml_path))
+    def __init__(
+        self,
+        xml_path: Path = c.XML_PATH,
+        model: mujoco.MjModel | None = None,
+        ignore_contact_bodies: tuple[str, ...] = (),
+    ) -> None:
+        """
+        Args:
+            xml_path: MJCF to load when ``model`` is not given.
+            model: an already compiled model that contains arm7 (e.g. a scene built by
+                ``sim.robots.arm7.scene``); takes precedence over ``xml_path``.
+            ignore_contact_bodies: bodies whose contacts with the arm ``contacts`` leaves
+                out, e.g. an object the arm is meant to touch.
+        """
+        self.model = model if model is not None else mujoco.MjModel.from_xml_path(str(xml_path))
         self.data = mujoco.MjData(self.model)
         m = self.model
         joints = [m.joint(name) for name in c.JOINT_NAMES]
@@ -41,11 +54,14 @@ class Arm7Physics:
         self._goal_mocap = m.body(c.GOAL_MOCAP_BODY).mocapid[0]
         arm_bodies = [m.body(name).id for name in c.ARM_BODY_NAMES]
         self._geom_is_arm = np.isin(m.geom_bodyid, arm_bodies)
+        ignored = [m.body(name).id for name in ignore_contact_bodies]
+        self._geom_is_ignored = np.isin(m.geom_bodyid, ignored)
         self.pos_min = np.array([j.range[0] for j in joints])
         self.pos_max = np.array([j.range[1] for j in joints])
         self.ctrl_min = m.actuator_ctrlrange[self._act_id, 0].copy()
         self.ctrl_max = m.actuator_ctrlrange[self._act_id, 1].copy()
         self._jacp = np.zeros((3, m.nv))
+        self._jacr = np.zeros((3, m.nv))
         self.reset()
 
     @property
@@ -77,6 +93,16 @@ class Arm7Physics:
         mujoco.mj_jacSite(self.model, self.data, self._jacp, None, self._ee_site)
         return self._jacp[:, self._dof_adr].copy()
 
+    def ee_rotation(self) -> np.ndarray:
+        """Orientation of the end-effector site (the hand frame) ``(3, 3)``, world frame;
+        column 2 is the approach axis (pointing down at HOME)."""
+        return self.data.site_xmat[self._ee_site].reshape(3, 3).copy()
+
+    def ee_rot_jacobian(self) -> np.ndarray:
+        """Rotational Jacobian of the end-effector site ``(3, 7)`` (rad/rad), joint order."""
+        mujoco.mj_jacSite(self.model, self.data, None, self._jacr, self._ee_site)
+        return self._jacr[:, self._dof_adr].copy()
+
     def ee_vel(self) -> np.ndarray:
         """Linear end-effector velocity ``(3,)`` in the world frame (m/s)."""
         return self.ee_jacobian() @ self.joint_vel()
@@ -91,8 +117,10 @@ class Arm7Physics:
         return np.minimum(q - self.pos_min, self.pos_max - q)
 
     def contacts(self) -> Contacts:
-        """Count the arm's active contacts with the scene and with itself."""
+        """Count the arm's active contacts with the scene and with itself, leaving out
+        contacts with the ``ignore_contact_bodies`` given at construction."""
         geoms = self.data.contact.geom[: self.data.ncon]
+        geoms = geoms[~self._geom_is_ignored[geoms].any(axis=1)]
         arm = self._geom_is_arm[geoms]
         n_arm = arm.sum(axis=1)
         return Contacts(arm_table=int(np.sum(n_arm == 1)), arm_self=int(np.sum(n_arm == 2)))
