@@ -205,14 +205,16 @@ class MazeEnv(gym.Env):
             return (distance < self.config.success_threshold).astype(np.float64) - 1.0
         return -distance
 
-    def render(self) -> np.ndarray | None:
-        """An ``(H, W, 3)`` uint8 top-down image in ``"rgb_array"`` mode."""
+    def render(self, width: int = 640, height: int = 480) -> np.ndarray | None:
+        """An ``(height, width, 3)`` uint8 top-down image in ``"rgb_array"`` mode (offscreen;
+        ``sim.video.ensure_gl`` picks the GL backend)."""
         if self.render_mode != "rgb_array":
             return None
-        if self._renderer is None:
-            import mujoco
+        if self._renderer is None or (self._renderer.height, self._renderer.width) != (height, width):
+            from sim.video import offscreen_renderer
 
-            self._renderer = mujoco.Renderer(self.physics.model, 480, 640)
+            self.close()
+            self._renderer = offscreen_renderer(self.physics.model, height, width)
         self.physics.refresh()
         self._renderer.update_scene(self.physics.data, camera=c.CAMERA)
         return self._renderer.render()
