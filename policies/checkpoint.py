@@ -81,13 +81,20 @@ def load_checkpoint(directory: Path) -> tuple[Any, dict[str, Any]]:
     except TypeError as e:
         raise ValueError(f"{meta_path}: policy_config does not fit {entry.config.__name__}: {e}") from None
     policy = make_policy(meta["family"], contract.task, config)
-    state = load_file(str(weights_path))
-    missing, unexpected = policy.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights_path}: missing tensors {missing}, unexpected {unexpected}")
+    load_weights(policy, directory)
     sha = weights_sha256(policy)
     if contract.weights_sha256 and sha != contract.weights_sha256:
         raise ValueError(
             f"{weights_path}: weights hash {sha[:12]} != contract's {contract.weights_sha256[:12]}"
         )
     return policy.eval(), meta
+
+
+def load_weights(policy: torch.nn.Module, directory: Path) -> None:
+    """Load ``model.safetensors`` from ``directory`` into ``policy`` (every tensor must match)."""
+    weights_path = Path(directory) / WEIGHTS
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"checkpoint {directory}: missing {WEIGHTS}")
+    missing, unexpected = policy.load_state_dict(load_file(str(weights_path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights_path}: missing tensors {missing}, unexpected {unexpected}")

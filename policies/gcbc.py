@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.family import BatchSampler, TrainContext
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
@@ -47,11 +48,53 @@ class GCBCPolicy(nn.Module):
         self.net = mlp(spec.obs_size + spec.goal.size, config.hidden, config.layers, spec.n_joints)
         self.q_start = field_offset(spec.observation, JOINT_POS)
         self.register_buffer("max_delta", torch.tensor(spec.action.max_delta, dtype=torch.float32))
+        self._opt: torch.optim.Optimizer | None = None
+        self._sched: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._sampler: BatchSampler | None = None
 
     def fit_normalizers(self, data: dict[str, np.ndarray]) -> None:
         """Fit the input statistics on a dataset (keys ``observation``, ``desired_goal``)."""
         self.obs_norm.fit(data["observation"])
         self.goal_norm.fit(data["desired_goal"])
+
+    def setup_training(self, ctx: TrainContext) -> None:
+        """Fit the normalizers on the dataset; AdamW with a cosine schedule."""
+        if ctx.data is None:
+            raise ValueError("gcbc trains offline: give it a dataset (spine-train dataset=...)")
+        self.fit_normalizers(ctx.data)
+        self._sampler = BatchSampler(
+            ctx.data, ("observation", "desired_goal", "action"), ctx.batch_size, ctx.seed
+        )
+        self._opt = torch.optim.AdamW(
+            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {} if self._opt is None else {"policy": self._opt}
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {} if self._sched is None else {"policy": self._sched}
+
+    def update(self, step: int) -> dict[str, float]:
+        """One AdamW step on a uniform batch."""
+        assert self._opt is not None and self._sampler is not None, "call setup_training first"
+        loss, metrics = self.loss(self._sampler.sample())
+        self._opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._opt.step()
+        self._sched.step()
+        return metrics
+
+    def reset(self) -> None:
+        """GCBC is stateless between steps."""
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Joint targets (rad, float64) for one goal-env observation dict."""
+        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
+        g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
+        return self(o, g)[0].numpy().astype(np.float64)
 
     def _step(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.obs_norm(observation), self.goal_norm(goal)], dim=-1)

@@ -10,11 +10,17 @@ class MetricsLog:
     """Append-only CSV of ``{step, ...metrics}``; columns are fixed by the first row's keys
     plus any later keys (the file is rewritten when a new key appears, which is rare)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep: bool = False) -> None:
+        """``keep``: continue an existing file (a resumed run); otherwise start a new one."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict[str, float]] = []
         self.columns: list[str] = []
+        if keep and self.path.is_file():
+            with self.path.open() as f:
+                reader = csv.DictReader(f)
+                self.columns = list(reader.fieldnames or [])
+                self.rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
 
     def log(self, step: int, **metrics: float) -> None:
         row = {"step": step, **metrics}

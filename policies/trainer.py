@@ -1,12 +1,14 @@
-"""Offline trainer: sample batches -> update -> log -> evaluate in sim -> checkpoint.
+"""One trainer for every family: update -> log -> evaluate in sim -> checkpoint.
 
-Reads like the algorithm (rsl_rl's runner): everything else lives in small helpers.
+Reads like the algorithm (rsl_rl's runner); the family owns its losses, samplers and (for
+online families) its environments, behind ``policies.family.PolicyFamily``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,11 @@ import torch
 from tqdm import tqdm
 
 import sim
-from policies.checkpoint import save_checkpoint
+from policies.checkpoint import load_weights, save_checkpoint
+from policies.family import TrainContext
 from policies.metrics import MetricsLog, plot_learning_curves
 from policies.registry import make_policy
+from policies.train_state import load_train_state, save_train_state
 from sim.collect import load_dataset
 from sim.evaluate import evaluate
 
@@ -28,92 +32,110 @@ from sim.evaluate import evaluate
 class TrainConfig:
     """``spine-train``'s own fields; ``task`` and ``policy`` are config groups."""
 
-    dataset: str = ""  # dataset .npz written by spine-collect (required)
-    out: str = "runs/train"  # output folder: checkpoint/, metrics.csv, learning_curves.png
-    seed: int = 0  # seeds torch, numpy batch sampling and evaluation episodes
+    dataset: str = ""  # dataset .npz written by spine-collect ("" for online families)
+    out: str = "runs/train"  # output folder: checkpoint/, metrics.csv, learning_curves.png, tb/
+    seed: int = 0  # seeds python, numpy, torch, the family's samplers and evaluation episodes
     steps: int = 20_000  # gradient steps
     batch_size: int = 256  # transitions per gradient step
-    log_every: int = 200  # gradient steps between loss rows in metrics.csv
+    log_every: int = 200  # gradient steps between loss rows in metrics.csv / TensorBoard
     eval_every: int = 5_000  # gradient steps between success-rate evaluations in sim
     eval_episodes: int = 20  # episodes per evaluation
     eval_seed: int = 10_000  # first evaluation episode seed (kept apart from data seeds)
+    eval_task: dict[str, Any] = field(default_factory=dict)  # task overrides for evaluation only
+    save_every: int = 0  # gradient steps between resumable checkpoints (0: only at the end)
+    resume: bool = False  # continue from out/checkpoint if it has a training state
     torch_threads: int = 2  # intra-op threads for torch on CPU
+    extras: dict[str, Any] = field(default_factory=dict)  # family-specific knobs (TrainContext)
     task: Any = field(default=None)  # task config group (set by Hydra)
     policy: Any = field(default=None)  # policy config group (set by Hydra)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (libraries that use the global stream)
+    torch.manual_seed(seed)
 
 
 def train(
     cfg: TrainConfig, task: str, family: str, task_kwargs: dict[str, Any], policy_cfg: Any
 ) -> dict[str, Any]:
-    """Train ``family`` on ``cfg.dataset`` for task ``task``; returns the final metrics."""
-    if not cfg.dataset:
-        raise ValueError("train: field 'dataset' is required (a .npz written by spine-collect)")
-    torch.manual_seed(cfg.seed)
+    """Train ``family`` on ``task`` (from ``cfg.dataset`` when given); returns final metrics."""
+    seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out)
-    data = load_dataset(Path(cfg.dataset))
-    env = sim.make(task, **task_kwargs)
-    policy = make_policy(family, env.task_spec, policy_cfg)
-    policy.fit_normalizers(data)
-    opt = torch.optim.AdamW(policy.parameters(), lr=policy_cfg.lr, weight_decay=policy_cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.steps, 1))
-    batches = BatchSampler(data, cfg.batch_size, cfg.seed)
-    log = MetricsLog(out / "metrics.csv")
+    data = load_dataset(Path(cfg.dataset)) if cfg.dataset else None
+    eval_env = sim.make(task, **{**task_kwargs, **cfg.eval_task})
+    policy = make_policy(family, eval_env.task_spec, policy_cfg)
+    ctx = TrainContext(task, task_kwargs, data, cfg.batch_size, cfg.steps, cfg.seed, dict(cfg.extras))
+    policy.setup_training(ctx)
+    start = resume(policy, out / "checkpoint") if cfg.resume else 0
+    log, tb = MetricsLog(out / "metrics.csv", keep=start > 0), _tensorboard(out / "tb")
     record = {"task": task, "family": family, "config": _plain(cfg, task_kwargs, policy_cfg)}
     t0, final = time.perf_counter(), {}
-    bar = tqdm(range(1, cfg.steps + 1), desc=f"train {family}/{task}", unit="step", mininterval=1.0)
+    bar = tqdm(range(start + 1, cfg.steps + 1), desc=f"train {family}/{task}", unit="step", mininterval=1.0)
     for step in bar:
-        loss, metrics = policy.loss(batches.sample())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        metrics = policy.update(step)
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.log(step, **metrics, wall_s=time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{metrics['loss']:.2e}")
+            _tb_write(tb, step, metrics)
+            bar.set_postfix({k: f"{v:.2e}" for k, v in list(metrics.items())[:2]})
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            final = evaluate_policy(policy, env, cfg.eval_episodes, cfg.eval_seed)
+            final = evaluate_policy(policy, eval_env, cfg.eval_episodes, cfg.eval_seed)
             log.log(step, success_rate=final["success_rate"], wall_s=time.perf_counter() - t0)
+            _tb_write(tb, step, {"eval/success_rate": final["success_rate"]})
             bar.write(
                 f"step {step}: success {final['success_rate']:.2f}, "
-                f"final distance {final['final_distance_mean'] * 100:.1f} cm"
+                f"final distance {final['final_distance_mean']:.3f}"
             )
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            _save(out / "checkpoint", policy, record, step, final)
     final.update(steps=cfg.steps, wall_s=time.perf_counter() - t0)
-    save_checkpoint(out / "checkpoint", policy, record, cfg.steps, final)
+    _save(out / "checkpoint", policy, record, cfg.steps, final)
     plot_learning_curves(out / "metrics.csv", out / "learning_curves.png", f"{family} on {task}")
     (out / "summary.json").write_text(json.dumps(final, indent=2))
+    if tb is not None:
+        tb.close()
     return final
 
 
-def evaluate_policy(policy: torch.nn.Module, env: Any, episodes: int, seed: int) -> dict[str, float]:
+def evaluate_policy(policy: Any, env: Any, episodes: int, seed: int) -> dict[str, float]:
     """Success rate etc. of the torch policy in sim (eval mode, no grad)."""
     policy.eval()
-
-    @torch.no_grad()
-    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
-        g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
-        return policy(o, g)[0].numpy().astype(np.float64)
-
-    result = evaluate(env, act, episodes, seed).as_dict()
+    with torch.no_grad():
+        result = evaluate(env, policy.act, episodes, seed, reset=policy.reset).as_dict()
     policy.train()
     return result
 
 
-class BatchSampler:
-    """Uniform minibatches of the float arrays of a dataset, as torch tensors."""
+def resume(policy: Any, checkpoint: Path) -> int:
+    """Load weights and optimizer/scheduler states; returns the step to continue after."""
+    load_weights(policy, checkpoint)
+    step = load_train_state(checkpoint, policy.optimizers(), _schedulers(policy))
+    print(f"resumed {checkpoint} at step {step}")
+    return step
 
-    KEYS = ("observation", "desired_goal", "action")
 
-    def __init__(self, data: dict[str, np.ndarray], batch_size: int, seed: int) -> None:
-        self.tensors = {k: torch.as_tensor(data[k], dtype=torch.float32) for k in self.KEYS}
-        self.n = len(self.tensors["action"])
-        self.batch_size = batch_size
-        self.gen = torch.Generator().manual_seed(seed)
+def _save(directory: Path, policy: Any, record: dict[str, Any], step: int, metrics: dict[str, Any]) -> None:
+    save_checkpoint(directory, policy, record, step, metrics)
+    save_train_state(directory, step, policy.optimizers(), _schedulers(policy))
 
-    def sample(self) -> dict[str, torch.Tensor]:
-        idx = torch.randint(self.n, (self.batch_size,), generator=self.gen)
-        return {k: v[idx] for k, v in self.tensors.items()}
+
+def _schedulers(policy: Any) -> dict[str, Any]:
+    return policy.schedulers() if hasattr(policy, "schedulers") else {}
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is in the train extra; training works without it
+        return None
+    return SummaryWriter(str(path))
+
+
+def _tb_write(tb: Any, step: int, metrics: dict[str, float]) -> None:
+    if tb is not None:
+        for k, v in metrics.items():
+            tb.add_scalar(k if "/" in k else f"train/{k}", v, step)
 
 
 def _plain(cfg: TrainConfig, task_kwargs: dict[str, Any], policy_cfg: Any) -> dict[str, Any]:

@@ -29,13 +29,20 @@ class EvalResult:
         }
 
 
-def evaluate(env: Any, act: Actor, episodes: int, seed: int) -> EvalResult:
-    """Run ``episodes`` episodes, seeded ``seed, seed+1, ...``; ``act(obs_dict) -> action``."""
+def evaluate(
+    env: Any, act: Actor, episodes: int, seed: int, reset: Callable[[], None] | None = None
+) -> EvalResult:
+    """Run ``episodes`` episodes, seeded ``seed, seed+1, ...``; ``act(obs_dict) -> action``.
+
+    ``reset()`` is called before each episode (stateful policies: action chunks, subgoals).
+    """
     successes, distances = 0, []
     costs: dict[str, float] = {}
     steps = 0
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
+        if reset is not None:
+            reset()
         done = False
         while not done:
             obs, _, terminated, truncated, info = env.step(act(obs))
