@@ -240,8 +240,11 @@ def record_video(
     fps: float | None = None,
     width: int = 640,
     height: int = 480,
+    reset: Callable[[], None] | None = None,
 ) -> Path:
     """Roll out ``act(obs) -> action`` in ``env`` and write every frame to ``path``.
+
+    ``reset()`` is called after each ``env.reset`` (stateful policies: chunks, subgoals).
 
     Episode ``i`` starts with ``env.reset(seed=seed + i)``; each episode gives one frame after
     the reset and one per step. ``fps`` defaults to the env's control rate. The file type
@@ -253,6 +256,8 @@ def record_video(
     with VideoWriter(path, fps) as writer:
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
+            if reset is not None:
+                reset()
             writer.append(render_frame(env, width, height))
             done = False
             while not done:

@@ -1,0 +1,208 @@
+"""Train each (task, family) pair on several seeds; print and record success, wall-clock and
+gradient steps; save one video per pair.
+
+    .venv/bin/python benchmarks/policy_results.py                       # every pair, seeds 0 1 2
+    .venv/bin/python benchmarks/policy_results.py --pairs reach/gcbc maze/hiql --seeds 0
+    .venv/bin/python benchmarks/policy_results.py --quick               # tiny budgets (smoke test)
+
+Datasets are collected once per task (seed 0) under --out/data and shared by every family and
+seed. Each run is a real ``spine-train`` process; its final evaluation (``eval_episodes``
+episodes on seeds 10000+) is the success rate reported. The table replaces the block between
+the policy-results markers in benchmarks/RESULTS.md (unless --no-write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+START, END = "<!-- policy_results:start -->", "<!-- policy_results:end -->"
+
+
+@dataclass(frozen=True)
+class Data:
+    """A dataset: ``spine-collect`` arguments."""
+
+    task: str
+    args: tuple[str, ...]  # e.g. ("episodes=300",)
+
+    @property
+    def name(self) -> str:
+        return "_".join([self.task, *(a.replace("=", "") for a in self.args)])
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (task, family) row: its data, training overrides and what it is judged at."""
+
+    task: str
+    family: str
+    data: Data | None
+    train: tuple[str, ...]  # spine-train overrides (steps, eval settings, policy.*)
+    note: str = ""
+    teacher: str = ""  # family whose checkpoint (same seed) this one distils
+    quick: tuple[str, ...] = field(default=("steps=200", "eval_every=200", "eval_episodes=2"))
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.family}"
+
+
+REACH = Data("reach", ("episodes=300",))
+PUSH = Data("push", ("episodes=300",))
+MAZE = Data("maze", ("mode=navigate", "episodes=200", "action_noise=0.1"))
+AT_2CM = ("+eval_task.success_threshold=0.02",)
+PAIRS: list[Pair] = [
+    Pair("reach", "gcbc", REACH, ("steps=20000", "eval_every=5000", "eval_episodes=50", *AT_2CM), "2 cm"),
+    Pair("reach", "sac_her", None, ("steps=20000", "eval_every=5000", "eval_episodes=50", *AT_2CM), "2 cm"),
+    Pair("push", "gcbc", PUSH, ("steps=20000", "eval_every=10000", "eval_episodes=30")),
+    Pair("push", "diffusion", PUSH, ("steps=20000", "eval_every=10000", "eval_episodes=30")),
+    Pair(
+        "push",
+        "diffusion_student",
+        PUSH,
+        ("steps=5000", "eval_every=5000", "eval_episodes=30"),
+        teacher="diffusion",
+    ),
+    Pair(
+        "maze", "gcbc", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50", "+policy.relabel=true")
+    ),
+    Pair("maze", "gcivl", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50")),
+    Pair("maze", "hiql", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50")),
+]
+
+
+def run(cmd: list[str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f:
+        done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... failed; see {log}")
+
+
+def dataset(data: Data, out: Path, quick: bool) -> Path:
+    folder = out / "data" / (data.name + ("_quick" if quick else ""))
+    path = folder / f"{data.task}.npz"
+    if not path.is_file():
+        args = [a if not (quick and a.startswith("episodes=")) else "episodes=4" for a in data.args]
+        run([str(BIN / "spine-collect"), f"task={data.task}", *args, f"out={folder}"], folder / "collect.log")
+    return path
+
+
+def train(pair: Pair, seed: int, out: Path, quick: bool) -> dict:
+    run_dir = out / "runs" / pair.task / pair.family / f"seed{seed}"
+    args = [f"task={pair.task}", f"policy={pair.family}", f"seed={seed}", f"out={run_dir}", *pair.train]
+    if pair.data is not None:
+        args.append(f"dataset={dataset(pair.data, out, quick)}")
+    if pair.teacher:
+        args.append(
+            f"policy.teacher={out / 'runs' / pair.task / pair.teacher / f'seed{seed}' / 'checkpoint'}"
+        )
+    if quick:
+        args += list(pair.quick)
+    t0 = time.perf_counter()
+    run([str(BIN / "spine-train"), *args], run_dir / "train.log")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.setdefault("wall_s", time.perf_counter() - t0)
+    return summary
+
+
+def video(pair: Pair, out: Path) -> Path | None:
+    """One episode of the seed-0 policy, rendered offscreen."""
+    import sim
+    from policies.checkpoint import load_checkpoint
+    from sim.video import record_video
+
+    ckpt = out / "runs" / pair.task / pair.family / "seed0" / "checkpoint"
+    if not ckpt.is_dir():
+        return None
+    policy, _ = load_checkpoint(ckpt)
+    env = sim.make(pair.task, render_mode="rgb_array")
+    path = out / "videos" / f"{pair.task}_{pair.family}.mp4"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return record_video(env, policy.act, path, seed=10_000, reset=policy.reset)
+    except RuntimeError as e:  # no offscreen GL: say so, keep the numbers
+        print(f"  no video for {pair.key}: {e}")
+        return None
+
+
+def table(rows: list[dict], seeds: list[int]) -> str:
+    lines = [
+        f"| task | family | success (mean ± std over seeds {', '.join(map(str, seeds))}) | "
+        "train wall-clock per run (2 cores) | gradient steps | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = np.asarray(r["success"]) * 100
+        lines.append(
+            f"| {r['task']} | {r['family']} | {s.mean():.0f}% ± {s.std():.0f} | "
+            f"{np.mean(r['wall_s']):.0f} s | {r['steps']} | {r['note']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", nargs="*", help="task/family keys (default: all)")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "policy_results")
+    ap.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not quality")
+    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
+    ap.add_argument("--no-video", action="store_true")
+    args = ap.parse_args()
+    chosen = [p for p in PAIRS if not args.pairs or p.key in args.pairs]
+    rows = []
+    for pair in chosen:
+        runs = []
+        for seed in args.seeds:
+            s = train(pair, seed, args.out, args.quick)
+            runs.append(s)
+            print(
+                f"{pair.key} seed {seed}: success {s['success_rate']:.2f} in {s['wall_s']:.0f} s", flush=True
+            )
+        rows.append(
+            {
+                "task": pair.task,
+                "family": pair.family,
+                "success": [r["success_rate"] for r in runs],
+                "wall_s": [r["wall_s"] for r in runs],
+                "steps": runs[0]["steps"],
+                "note": pair.note,
+            }
+        )
+        if not args.no_video:
+            v = video(pair, args.out)
+            if v:
+                print(f"  video: {v}")
+    text = table(rows, args.seeds)
+    print(text)
+    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    if not args.no_write and not args.quick:
+        write_results(text, args)
+
+
+def write_results(text: str, args: argparse.Namespace) -> None:
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    body = path.read_text()
+    cmd = "`.venv/bin/python benchmarks/policy_results.py " + " ".join(sys.argv[1:]) + "`"
+    block = f"{START}\n{time.strftime('%Y-%m-%d')}, {cmd}\n\n{text}\n{END}"
+    if START in body:
+        head, rest = body.split(START, 1)
+        body = head + block + rest.split(END, 1)[1]
+    else:
+        body += f"\n## Policy results\n\n{block}\n"
+    path.write_text(body)
+
+
+if __name__ == "__main__":
+    main()
