@@ -30,7 +30,7 @@ def weights_sha256(module: torch.nn.Module) -> str:
 def make_contract(policy: Any, train_config: dict[str, Any]) -> PolicyContract:
     """The I/O contract of ``policy`` (a registered family module) as trained."""
     inputs, outputs = policy.io_spec()
-    return PolicyContract(
+    fields: dict[str, Any] = dict(
         family=policy.family,
         task=policy.spec,
         inputs=inputs,
@@ -39,6 +39,9 @@ def make_contract(policy: Any, train_config: dict[str, Any]) -> PolicyContract:
         weights_sha256=weights_sha256(policy),
         train_config=train_config,
     )
+    if hasattr(policy, "contract_fields"):  # family-specific fields, e.g. HIQL's high_level_hz
+        fields.update(policy.contract_fields())
+    return PolicyContract(**fields)
 
 
 def save_checkpoint(

@@ -15,12 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import BatchSampler, TrainContext
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
+
+HINDSIGHT_GOALS = GoalMix(current=0.0, future=1.0, discount=None)  # relabel=True: uniform future
 
 
 @dataclass
@@ -31,6 +34,7 @@ class GCBCConfig:
     layers: int = 3  # number of hidden layers
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
+    relabel: bool = False  # True: hindsight goals (uniform later state of the episode), not desired_goal
 
 
 @register_policy("gcbc", config=GCBCConfig)
@@ -51,17 +55,21 @@ class GCBCPolicy(nn.Module):
         self._opt: torch.optim.Optimizer | None = None
         self._sched: torch.optim.lr_scheduler.LRScheduler | None = None
         self._sampler: BatchSampler | None = None
+        self._relabeler: TrajectoryDataset | None = None
 
     def fit_normalizers(self, data: dict[str, np.ndarray]) -> None:
-        """Fit the input statistics on a dataset (keys ``observation``, ``desired_goal``)."""
+        """Fit the input statistics on a dataset (keys ``observation`` and the goal source:
+        ``desired_goal``, or ``next_achieved_goal`` with ``relabel``)."""
         self.obs_norm.fit(data["observation"])
-        self.goal_norm.fit(data["desired_goal"])
+        self.goal_norm.fit(data["next_achieved_goal" if self.config.relabel else "desired_goal"])
 
     def setup_training(self, ctx: TrainContext) -> None:
         """Fit the normalizers on the dataset; AdamW with a cosine schedule."""
         if ctx.data is None:
             raise ValueError("gcbc trains offline: give it a dataset (spine-train dataset=...)")
         self.fit_normalizers(ctx.data)
+        if self.config.relabel:
+            self._relabeler = TrajectoryDataset(ctx.data, seed=ctx.seed)
         self._sampler = BatchSampler(
             ctx.data, ("observation", "desired_goal", "action"), ctx.batch_size, ctx.seed
         )
@@ -79,12 +87,25 @@ class GCBCPolicy(nn.Module):
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step on a uniform batch."""
         assert self._opt is not None and self._sampler is not None, "call setup_training first"
-        loss, metrics = self.loss(self._sampler.sample())
+        loss, metrics = self.loss(self._sample())
         self._opt.zero_grad(set_to_none=True)
         loss.backward()
         self._opt.step()
         self._sched.step()
         return metrics
+
+    def _sample(self) -> dict[str, torch.Tensor]:
+        """A uniform batch; with ``relabel``, ``desired_goal`` is a hindsight goal instead."""
+        assert self._sampler is not None
+        if self._relabeler is None:
+            return self._sampler.sample()
+        data = self._relabeler
+        idx = data.sample_indices(self._sampler.batch_size)
+        return {
+            "observation": data.gather("observation", idx),
+            "action": data.gather("action", idx),
+            "desired_goal": data.gather("next_achieved_goal", data.sample_goals(idx, HINDSIGHT_GOALS)),
+        }
 
     def reset(self) -> None:
         """GCBC is stateless between steps."""

@@ -9,7 +9,14 @@ from typing import Any
 
 from sim.spec import TaskSpec
 
-_BUILTINS = ("policies.gcbc",)
+_BUILTINS = (
+    "policies.gcbc",
+    "policies.gcivl",
+    "policies.hiql",
+    "policies.sac_her",
+    "policies.diffusion",
+    "policies.distill",
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,278 @@
+"""Goal-conditioned diffusion policy over action chunks (Diffusion Policy, BESO/EDM-style).
+
+Action representation. A chunk is the next ``H = horizon`` absolute joint-position targets
+``a_t .. a_{t+H-1}`` (rad). The model works on their offsets from the joint positions
+``q_t`` measured when the chunk is planned, ``delta_h = a_{t+h} - q_t``, standardized per
+(step, joint) by ``act_norm`` (a buffer, fitted on the dataset's chunks): the clean data has
+unit variance, so ``sigma_data = 1``. Decoding clamps ``|delta_h| <= (h + 1) * max_delta``
+and returns ``q_t + delta`` in rad. Every target of a chunk stays relative to ``q_t``, the
+state at planning time: the chunk is an open-loop plan, not a sequence of per-step deltas.
+
+Training is EDM denoising (Karras et al. 2022): noise levels drawn log-normal or log-uniform,
+loss weighted by ``(sigma^2 + sd^2) / (sigma sd)^2``, the goal replaced by a learned null
+embedding with probability ``goal_dropout``. Sampling solves the probability-flow ODE with a
+fixed-step sampler from ``policies.samplers`` over a given noise tensor, with
+classifier-free guidance ``D = D_null + w (D_goal - D_null)``: ``w = 1`` is plain goal
+conditioning (one network call per step), ``w = 0`` ignores the goal, ``w > 1`` sharpens it.
+
+Receding horizon: ``act()`` plans a chunk when its queue is empty and executes its first
+``execute_steps`` targets, one per call; ``reset()`` empties the queue.
+``forward(observation, goal, noise)`` is the whole tensor-only solve (the export twin's body).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.dataset import GoalMix, TrajectoryDataset
+from policies.denoiser import ChunkDenoiser
+from policies.family import TrainContext
+from policies.networks import mlp
+from policies.normalizer import Normalizer
+from policies.registry import register_policy
+from policies.samplers import SAMPLERS, Denoiser, get_sampler, karras_sigmas
+from sim.contract import TensorSpec
+from sim.spec import JOINT_POS, TaskSpec, field_offset
+
+SIGMA_SAMPLING = ("lognormal", "loguniform")
+
+
+@dataclass
+class DiffusionConfig:
+    """Diffusion-policy hyper-parameters (network, noise, sampler, execution)."""
+
+    horizon: int = 16  # H: joint-target steps per predicted chunk
+    execute_steps: int = 8  # targets of each chunk executed before re-planning (<= horizon)
+    hidden: int = 512  # width of the residual trunk and of the conditioning vector
+    layers: int = 4  # residual FiLM blocks
+    lr: float = 3e-4  # AdamW learning rate (cosine-annealed to 0 over the run)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    sigma_data: float = 1.0  # std of the clean (standardized) chunks
+    sigma_min: float = 0.002  # smallest noise level of the sampling schedule
+    sigma_max: float = 20.0  # largest noise level: sampling starts from N(0, sigma_max^2)
+    rho: float = 7.0  # curvature of the Karras sampling schedule
+    sigma_sampling: str = "lognormal"  # training noise levels: "lognormal" or "loguniform"
+    p_mean: float = -1.2  # lognormal: mean of ln(sigma)
+    p_std: float = 1.2  # lognormal: std of ln(sigma)
+    sampler: str = "heun"  # "euler", "heun" or "ddim" (policies/samplers.py)
+    sampler_steps: int = 5  # ODE steps per chunk (heun: 2 * steps - 1 network calls)
+    guidance: float = 1.0  # classifier-free guidance weight w (1: plain conditioning)
+    goal_dropout: float = 0.1  # training probability of replacing the goal by the null goal
+    hindsight: float = 0.0  # training probability of a hindsight goal (a later achieved goal)
+    hold_noise: bool = False  # act(): one noise draw per episode (drawn at reset), reused by every plan
+    mean_head: bool = False  # diffuse the residual around a regressed mean chunk (see the docstring)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"DiffusionConfig.sampler: {self.sampler!r} is not one of {sorted(SAMPLERS)}")
+        if self.sigma_sampling not in SIGMA_SAMPLING:
+            raise ValueError(
+                f"DiffusionConfig.sigma_sampling: {self.sigma_sampling!r} not in {SIGMA_SAMPLING}"
+            )
+        if not 1 <= self.execute_steps <= self.horizon:
+            raise ValueError("DiffusionConfig.execute_steps must be in [1, horizon]")
+        if self.sampler_steps < 1:
+            raise ValueError("DiffusionConfig.sampler_steps must be >= 1")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ValueError("DiffusionConfig.sigma_min/sigma_max: need 0 < sigma_min < sigma_max")
+        for name in ("goal_dropout", "hindsight"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"DiffusionConfig.{name} must be in [0, 1]")
+
+
+@register_policy("diffusion", config=DiffusionConfig)
+class DiffusionPolicy(nn.Module):
+    """``(observation (B, obs), goal (B, g), noise (B, H, J)) -> joint targets (B, H, J)`` rad."""
+
+    family = "diffusion"
+
+    def __init__(self, spec: TaskSpec, config: DiffusionConfig) -> None:
+        super().__init__()
+        self.spec, self.config = spec, config
+        h, j = config.horizon, spec.n_joints
+        self.obs_norm = Normalizer(spec.obs_size)
+        self.goal_norm = Normalizer(spec.goal.size)
+        self.act_norm = Normalizer(h * j)  # standardizes flat chunk offsets delta (rad)
+        self.net = ChunkDenoiser(
+            h * j, spec.obs_size, spec.goal.size, config.hidden, config.layers, config.sigma_data
+        )
+        self.mean_net = (
+            mlp(spec.obs_size + spec.goal.size, config.hidden, config.layers, h * j)
+            if config.mean_head
+            else None
+        )
+        self.q_start = field_offset(spec.observation, JOINT_POS)
+        steps_ahead = torch.arange(1, h + 1, dtype=torch.float32)[:, None]
+        max_delta = torch.tensor(spec.action.max_delta, dtype=torch.float32)
+        self.register_buffer("delta_bound", steps_ahead * max_delta)  # (H, J) rad
+        sigmas = karras_sigmas(config.sampler_steps, config.sigma_min, config.sigma_max, config.rho)
+        self.register_buffer("sigmas", sigmas, persistent=False)  # (steps + 1,)
+        self._queue: deque[np.ndarray] = deque()
+        self._noise: torch.Tensor | None = None  # the held noise (hold_noise), None until drawn
+        self._data: TrajectoryDataset | None = None
+        self._batch_size = 0
+        self._opt: torch.optim.Optimizer | None = None
+        self._sched: torch.optim.lr_scheduler.LRScheduler | None = None
+
+    # ----- data -------------------------------------------------------------------------
+    def _joint_pos(self, observation: torch.Tensor) -> torch.Tensor:
+        return observation[..., self.q_start : self.q_start + self.spec.n_joints]
+
+    def chunk_offsets(self, data: TrajectoryDataset, idx: np.ndarray) -> torch.Tensor:
+        """``(B, H * J)`` offsets ``a_{t+h} - q_t`` (rad) of the chunks starting at ``idx``;
+        past an episode's end the chunk repeats its last action."""
+        chunk_idx, _ = data.chunk_indices(idx, self.config.horizon)
+        q = self._joint_pos(data.gather("observation", idx))
+        return (data.gather("action", chunk_idx) - q[:, None, :]).flatten(1)
+
+    def fit_normalizers(self, data: TrajectoryDataset) -> None:
+        """Fit observation, goal and chunk-offset statistics on the whole dataset."""
+        self.obs_norm.fit(data.tensor("observation"))
+        self.goal_norm.fit(data.tensor("desired_goal"))
+        self.act_norm.fit(self.chunk_offsets(data, np.arange(data.size)))
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """``observation (B, obs)``, ``goal (B, g)`` and normalized chunk ``x0 (B, H * J)``."""
+        assert self._data is not None, "call setup_training first"
+        data, b = self._data, self._batch_size
+        idx = data.sample_indices(b)
+        goal = data.gather("desired_goal", idx)
+        if self.config.hindsight > 0:
+            later = data.sample_goals(idx, GoalMix(current=0.0, future=1.0, discount=None))
+            use = torch.as_tensor(data.rng.random(b) < self.config.hindsight)[:, None]
+            goal = torch.where(use, data.gather("next_achieved_goal", later), goal)
+        x0 = self.act_norm(self.chunk_offsets(data, idx))
+        return {"observation": data.gather("observation", idx), "goal": goal, "x0": x0}
+
+    # ----- training ---------------------------------------------------------------------
+    def setup_training(self, ctx: TrainContext) -> None:
+        """Fit the normalizers; AdamW with a cosine schedule over ``ctx.total_steps``."""
+        if ctx.data is None:
+            raise ValueError(f"{self.family} trains offline: give it a dataset (spine-train dataset=...)")
+        self._data, self._batch_size = TrajectoryDataset(ctx.data, ctx.seed), ctx.batch_size
+        self.fit_normalizers(self._data)
+        self._opt = torch.optim.AdamW(
+            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {} if self._opt is None else {"policy": self._opt}
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {} if self._sched is None else {"policy": self._sched}
+
+    def update(self, step: int) -> dict[str, float]:
+        """One AdamW step of the loss on a fresh batch."""
+        assert self._opt is not None and self._sched is not None, "call setup_training first"
+        loss, metrics = self.loss(self.sample_batch())
+        self._opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._opt.step()
+        self._sched.step()
+        return metrics
+
+    def train_sigmas(self, n: int) -> torch.Tensor:
+        """``(n,)`` training noise levels."""
+        c = self.config
+        if c.sigma_sampling == "lognormal":
+            return (c.p_mean + c.p_std * torch.randn(n)).exp()
+        lo, hi = np.log(c.sigma_min), np.log(c.sigma_max)
+        return (lo + (hi - lo) * torch.rand(n)).exp()
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """EDM's weighted denoising loss on normalized chunks ``batch["x0"] (B, D)``."""
+        x0 = batch["x0"]
+        b, sd = x0.shape[0], self.config.sigma_data
+        sigma = self.train_sigmas(b)
+        keep = (torch.rand(b) >= self.config.goal_dropout).float()
+        obs, goal = self.obs_norm(batch["observation"]), self.goal_norm(batch["goal"])
+        metrics = {}
+        if self.mean_net is not None:
+            mean = self.mean_net(torch.cat([obs, goal], dim=-1))
+            mean_loss = ((mean - x0) ** 2).mean()
+            x0, metrics["mean_loss"] = x0 - mean.detach(), float(mean_loss.detach())
+        denoised = self.net(x0 + sigma[:, None] * torch.randn_like(x0), sigma, obs, goal, keep)
+        weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
+        loss = (weight[:, None] * (denoised - x0) ** 2).mean()
+        metrics["loss"] = float(loss.detach())
+        if self.mean_net is not None:
+            loss = loss + mean_loss
+        return loss, metrics
+
+    # ----- sampling ---------------------------------------------------------------------
+    def guided(self, obs: torch.Tensor, goal: torch.Tensor, guidance: float) -> Denoiser:
+        """The denoiser ``(x (B, D), sigma) -> (B, D)`` with CFG weight ``guidance`` for
+        normalized ``obs (B, obs)`` and ``goal (B, g)``."""
+        ones = obs.new_ones(obs.shape[0])
+        if guidance == 1.0:
+            return lambda x, sigma: self.net(x, sigma, obs, goal, ones)
+        obs2, goal2, keep2 = torch.cat([obs, obs]), torch.cat([goal, goal]), torch.cat([ones, 0 * ones])
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            with_goal, without = self.net(torch.cat([x, x]), sigma, obs2, goal2, keep2).chunk(2)
+            return without + guidance * (with_goal - without)
+
+        return denoise
+
+    def sample_normalized(
+        self,
+        observation: torch.Tensor,
+        goal: torch.Tensor,
+        noise: torch.Tensor,
+        solver: tuple[str, torch.Tensor, float] | None = None,
+    ) -> torch.Tensor:
+        """Normalized chunks ``(B, D)`` solved from standard-normal ``noise (B, D)``; ``solver``
+        overrides the config's ``(sampler, sigmas (steps + 1,), guidance)``."""
+        sampler, sigmas, guidance = solver or (self.config.sampler, self.sigmas, self.config.guidance)
+        obs, goal = self.obs_norm(observation), self.goal_norm(goal)
+        x = get_sampler(sampler)(self.guided(obs, goal, guidance), noise, sigmas)
+        return x if self.mean_net is None else x + self.mean_net(torch.cat([obs, goal], dim=-1))
+
+    def decode(self, observation: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Normalized chunks ``x (B, D)`` -> absolute joint targets ``(B, H, J)`` (rad)."""
+        delta = (x * self.act_norm.std + self.act_norm.mean).view(-1, *self.delta_bound.shape)
+        delta = torch.minimum(torch.maximum(delta, -self.delta_bound), self.delta_bound)
+        return self._joint_pos(observation)[:, None, :] + delta
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Joint-target chunks ``(B, H, J)`` (rad) from ``noise (B, H, J)`` ~ N(0, I)."""
+        return self.decode(observation, self.sample_normalized(observation, goal, noise.flatten(1)))
+
+    # ----- execution --------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the plan (and the held noise): the next ``act()`` samples a fresh chunk."""
+        self._queue.clear()
+        self._noise = None
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Next joint targets ``(J,)`` (rad, float64); plans a chunk when the queue is empty."""
+        if not self._queue:
+            o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
+            g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
+            noise = self._noise if self._noise is not None else torch.randn(1, *self.delta_bound.shape)
+            self._noise = noise if self.config.hold_noise else None
+            chunk = self(o, g, noise)[0].numpy().astype(np.float64)
+            self._queue.extend(chunk[: self.config.execute_steps])
+        return self._queue.popleft()
+
+    def contract_fields(self) -> dict[str, int]:
+        """Contract fields this family fills: chunk length and sampler steps."""
+        return {"chunk_length": self.config.horizon, "sampler_steps": self.config.sampler_steps}
+
+    def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Graph inputs and outputs (batch of 1): the noise is an input, the chunk the output."""
+        s, h = self.spec, self.config.horizon
+        inputs = (
+            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
+            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
+            TensorSpec("noise", (1, h, s.n_joints), description="standard normal, one draw per chunk"),
+        )
+        desc = f"absolute joint targets (rad) for the next {h} steps, relative to q at planning time"
+        return inputs, (TensorSpec("joint_target", (1, h, s.n_joints), description=desc),)

@@ -1,0 +1,124 @@
+"""One-step student of a diffusion policy: noise -> chunk in a single network call.
+
+The teacher (a trained ``diffusion`` checkpoint) defines a deterministic map from starting
+noise ``z`` to a chunk: its multi-step ODE solve (with its guidance). The student regresses
+that map directly, ``min || D_s(sigma_max z; sigma_max) - ODE_teacher(z) ||^2`` on fresh
+noise and dataset states (a pool solved once at setup), so one evaluation of the student at ``sigma_max`` -- a
+one-step Euler solve -- reproduces the teacher's sample for the same noise. Because the
+target depends on ``z``, distinct noises keep landing on distinct modes (a plain regression
+on data would give their mean). This is the "direct distillation" of the ODE (Luhman &
+Luhman 2021); consistency distillation would be the next step up.
+
+The student is a ``DiffusionPolicy`` of the same architecture (initialized from the teacher's
+weights and normalizers), so chunks, receding-horizon execution, checkpoints and the export
+twin are shared; only its training and its one-step sampler differ.
+
+    spine-train task=push policy=diffusion_student policy.teacher=runs/diff/checkpoint ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from policies.checkpoint import load_checkpoint
+from policies.dataset import TrajectoryDataset
+from policies.diffusion import DiffusionConfig, DiffusionPolicy
+from policies.family import TrainContext
+from policies.registry import register_policy
+from policies.samplers import SAMPLERS, karras_sigmas
+
+# Fields the student must share with its teacher (the network and the noise scale).
+SHARED_FIELDS = ("horizon", "hidden", "layers", "sigma_data", "sigma_max", "mean_head")
+
+
+@dataclass
+class StudentConfig(DiffusionConfig):
+    """One-step student: the diffusion fields (network must match the teacher) plus the teacher."""
+
+    sampler: str = "euler"  # one Euler step from sigma_max: a single network call
+    sampler_steps: int = 1  # must stay 1: the student is a one-step map
+    lr: float = 1e-4  # AdamW learning rate (fine-tuning from the teacher's weights)
+    teacher: str = ""  # checkpoint folder of a trained diffusion policy (spine-train out/checkpoint)
+    teacher_sampler: str = "heun"  # sampler of the teacher's solve that the student imitates
+    teacher_steps: int = 10  # steps of the teacher's solve
+    teacher_guidance: float = 1.0  # CFG weight of the teacher's solve (distilled into the student)
+    init_from_teacher: bool = True  # start from the teacher's weights (else only its normalizers)
+    pool_size: int = 65_536  # (state, noise, teacher chunk) triples solved once at setup
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sampler_steps != 1 or self.guidance != 1.0:
+            raise ValueError("StudentConfig.sampler_steps must be 1 and guidance 1.0 (one-step map)")
+        if self.teacher_sampler not in SAMPLERS:
+            raise ValueError(
+                f"StudentConfig.teacher_sampler: {self.teacher_sampler!r} not in {sorted(SAMPLERS)}"
+            )
+        if self.teacher_steps < 1:
+            raise ValueError("StudentConfig.teacher_steps must be >= 1")
+
+
+@register_policy("diffusion_student", config=StudentConfig)
+class DistilledPolicy(DiffusionPolicy):
+    """A diffusion policy whose chunk is one network call ``D(sigma_max noise; sigma_max)``."""
+
+    family = "diffusion_student"
+
+    def setup_training(self, ctx: TrainContext) -> None:
+        """Load the teacher, copy its normalizers (and weights), AdamW with a cosine schedule."""
+        c = self.config
+        if ctx.data is None:
+            raise ValueError("diffusion_student trains offline: give it a dataset (spine-train dataset=...)")
+        if not c.teacher:
+            raise ValueError(
+                "StudentConfig.teacher: give the teacher's checkpoint folder (policy.teacher=...)"
+            )
+        teacher, meta = load_checkpoint(Path(c.teacher))
+        if meta["family"] != "diffusion":
+            raise ValueError(f"StudentConfig.teacher: {c.teacher} holds a {meta['family']!r} policy")
+        for name in SHARED_FIELDS:
+            mine, theirs = getattr(c, name), getattr(teacher.config, name)
+            if mine != theirs:
+                raise ValueError(f"StudentConfig.{name}={mine!r} differs from the teacher's {theirs!r}")
+        if c.init_from_teacher:
+            self.load_state_dict(teacher.state_dict())
+        else:
+            for norm in ("obs_norm", "goal_norm", "act_norm"):
+                getattr(self, norm).load_state_dict(getattr(teacher, norm).state_dict())
+        teacher.requires_grad_(False)
+        sigmas = karras_sigmas(c.teacher_steps, teacher.config.sigma_min, c.sigma_max, teacher.config.rho)
+        self._data, self._batch_size = TrajectoryDataset(ctx.data, ctx.seed), ctx.batch_size
+        self._pool = self.solve_pool(teacher, (c.teacher_sampler, sigmas, c.teacher_guidance))
+        self._opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
+
+    @torch.no_grad()
+    def solve_pool(self, teacher: DiffusionPolicy, solver: tuple[str, torch.Tensor, float]) -> dict:
+        """``pool_size`` dataset states with fresh noise ``(N, D)`` and the teacher's solve
+        ``(N, D)`` from it, computed once (the teacher's many calls are the expensive part)."""
+        data, n = self._data, self.config.pool_size
+        assert data is not None
+        idx = data.sample_indices(n)
+        pool = {"observation": data.gather("observation", idx), "goal": data.gather("desired_goal", idx)}
+        pool["noise"] = torch.randn(n, self.act_norm.mean.numel())
+        parts = [
+            teacher.sample_normalized(pool["observation"][i : i + 4096], pool["goal"][i : i + 4096],
+                                      pool["noise"][i : i + 4096], solver)
+            for i in range(0, n, 4096)
+        ]  # fmt: skip
+        pool["target"] = torch.cat(parts)
+        return pool
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """A uniform minibatch of the pool."""
+        idx = torch.randint(len(self._pool["noise"]), (self._batch_size,))
+        return {k: v[idx] for k, v in self._pool.items()}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """MSE between the student's one-step chunk and the teacher's solve from the same noise
+        (normalized chunk units)."""
+        one_step = self.sample_normalized(batch["observation"], batch["goal"], batch["noise"])
+        loss = ((one_step - batch["target"]) ** 2).mean()
+        return loss, {"loss": float(loss.detach())}

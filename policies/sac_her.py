@@ -1,0 +1,322 @@
+"""Online goal-conditioned RL: soft actor-critic (Haarnoja et al. 2018) with hindsight
+experience replay (Andrychowicz et al. 2017).
+
+The actor maps ``(observation, goal)`` to a tanh-squashed Gaussian over ``a`` in [-1, 1]^J
+and commands ``q + max_delta * a`` (``q``: the measured joint positions), the same bounded
+step as GCBC; ``act`` and the export use the mean, ``q + max_delta * tanh(mu)``. Twin
+critics ``Q(s, g, a)`` with Polyak-averaged targets, entropy temperature tuned toward
+``target_entropy``. The family owns its environments (a ``sim.vector.VectorEnv``) and
+its replay (``policies.replay_buffer.EpisodeBuffer``); each ``update`` steps the envs its
+share, then takes one gradient step on critics, actor and temperature.
+
+Rewards come from ``(next achieved goal, goal)`` at sampling time, for stored and relabelled
+goals alike: ``"sparse"`` is ``-1`` until the goal distance is below ``reward_threshold``,
+then ``0``; ``"dense"`` is the env's own ``compute_reward`` (reach: ``-distance``).
+
+Defaults are tuned on reach at 2 cm: the dense reward (sparse at 1 cm learned several times
+slower) and ``action_l2``, without which the arm keeps drifting in its null space and off
+the goal. Normalizers are running statistics over every collected step (warm-up included)
+and keep updating while training; they are buffers, saved and exported with the weights.
+The replay is not checkpointed: a resumed run refills it, warm-up included.
+
+    spine-train task=reach policy=sac_her dataset='' steps=12000 +eval_task.success_threshold=0.02
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from policies.family import TrainContext
+from policies.networks import mlp
+from policies.normalizer import Normalizer
+from policies.registry import register_policy
+from policies.replay_buffer import EpisodeBuffer
+from sim.contract import TensorSpec
+from sim.spec import JOINT_POS, TaskSpec, field_offset
+from sim.vector import VectorEnv
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+REWARD_MODES = ("sparse", "dense")
+
+
+@dataclass
+class SACHERConfig:
+    """SAC + HER hyper-parameters."""
+
+    hidden: int = 256  # width of each hidden layer (actor and critics)
+    layers: int = 2  # hidden layers
+    lr: float = 1e-3  # Adam learning rate (actor, critics, temperature)
+    gamma: float = 0.95  # discount per control step
+    tau: float = 0.01  # Polyak rate of the target critics
+    init_alpha: float = 0.05  # initial entropy temperature
+    target_entropy: float = -1.0  # target entropy per action dimension (nats)
+    num_envs: int = 8  # envs stepped together
+    env_threads: int = 2  # physics threads of the VectorEnv
+    env_steps_per_update: float = 4.0  # env steps (over all envs) per gradient step
+    warmup_steps: int = 2_000  # env steps of uniform random actions before the first update
+    buffer_episodes: int = 5_000  # episodes kept in the replay
+    action_l2: float = 0.1  # actor penalty on mean squared step a (HER paper): stops null-space drift
+    lr_decay: bool = True  # cosine-anneal the learning rates to 0 over the planned gradient steps
+    her_k: int = 4  # relabelled per original goal: future_p = 1 - 1 / (1 + her_k)
+    reward: str = "dense"  # "dense" (the env's compute_reward) or "sparse" (-1 / 0)
+    reward_threshold: float = 0.01  # sparse: goal distance counted as reached (goal units)
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARD_MODES:
+            raise ValueError(f"SACHERConfig.reward must be one of {REWARD_MODES}, got {self.reward!r}")
+
+
+class RunningNormalizer(Normalizer):
+    """A ``Normalizer`` whose mean and std follow all data seen so far (float64 sums as
+    buffers, so a checkpoint resumes the statistics)."""
+
+    def __init__(self, size: int, eps: float = 1e-3) -> None:
+        super().__init__(size, eps)
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("total", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("total_sq", torch.zeros(size, dtype=torch.float64))
+
+    def update(self, data: np.ndarray) -> None:
+        """Add rows of ``data`` (N, size) to the statistics; NaN is an error."""
+        x = torch.as_tensor(np.asarray(data, np.float64)).reshape(-1, self.mean.numel())
+        if not torch.isfinite(x).all():
+            raise ValueError("normalizer: data has NaN or Inf")
+        self.count += len(x)
+        self.total += x.sum(0)
+        self.total_sq += (x * x).sum(0)
+        mean = self.total / self.count
+        var = (self.total_sq / self.count - mean * mean).clamp_min(0.0)
+        self.mean.copy_(mean)
+        self.std.copy_(var.sqrt().clamp_min(self.eps))
+        self.fitted.fill_(True)
+
+
+class GoalActor(nn.Module):
+    """``(observation (B, obs), goal (B, g))`` -> tanh-Gaussian over steps in [-1, 1]^J; its
+    ``forward`` is the deterministic policy, absolute joint targets (B, J) in rad. Holds the
+    normalizers, so a copy of it is the export twin."""
+
+    def __init__(self, spec: TaskSpec, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.n_joints = spec.n_joints
+        self.q_start = field_offset(spec.observation, JOINT_POS)
+        self.obs_norm = RunningNormalizer(spec.obs_size)
+        self.goal_norm = RunningNormalizer(spec.goal.size)
+        self.net = mlp(spec.obs_size + spec.goal.size, hidden, layers, 2 * spec.n_joints, nn.ReLU)
+        self.register_buffer("max_delta", torch.tensor(spec.action.max_delta, dtype=torch.float32))
+
+    def features(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Normalized ``[observation, goal]`` (B, obs + g), the input of actor and critics."""
+        return torch.cat([self.obs_norm(observation), self.goal_norm(goal)], dim=-1)
+
+    def mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh Gaussian mean and std (B, J) from features ``x``."""
+        mu, log_std = self.net(x).chunk(2, dim=-1)
+        return mu, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+
+    def sample(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized step ``a`` (B, J) in (-1, 1) and its log-density (B,) in nats."""
+        mu, std = self.mean_std(x)
+        u = mu + std * torch.randn(mu.shape, generator=gen)
+        log_gauss = -0.5 * ((u - mu) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)
+        log_jac = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2)
+        return torch.tanh(u), (log_gauss - log_jac).sum(-1)
+
+    def targets(self, observation: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Absolute joint targets (B, J) rad for steps ``a`` (B, J) in [-1, 1]."""
+        return observation[..., self.q_start : self.q_start + self.n_joints] + self.max_delta * a
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        mu, _ = self.mean_std(self.features(observation, goal))
+        return self.targets(observation, torch.tanh(mu))
+
+
+class TwinQ(nn.Module):
+    """Two independent critics ``Q(x (B, in), a (B, J))`` -> (2, B)."""
+
+    def __init__(self, in_dim: int, n_joints: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.q1 = mlp(in_dim + n_joints, hidden, layers, 1, nn.ReLU)
+        self.q2 = mlp(in_dim + n_joints, hidden, layers, 1, nn.ReLU)
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        xa = torch.cat([x, a], dim=-1)
+        return torch.stack([self.q1(xa)[:, 0], self.q2(xa)[:, 0]])
+
+
+@register_policy("sac_her", config=SACHERConfig)
+class SACHERPolicy(nn.Module):
+    """SAC + HER policy; ``forward(observation (B, obs), goal (B, g))`` -> joint targets (B, J)."""
+
+    family = "sac_her"
+
+    def __init__(self, spec: TaskSpec, config: SACHERConfig) -> None:
+        super().__init__()
+        self.spec, self.config = spec, config
+        self.actor = GoalActor(spec, config.hidden, config.layers)
+        in_dim = spec.obs_size + spec.goal.size
+        self.critic = TwinQ(in_dim, spec.n_joints, config.hidden, config.layers)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(config.init_alpha)))
+        self._opts: dict[str, torch.optim.Optimizer] = {}
+        self._scheds: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self._env: VectorEnv | None = None
+
+    @property
+    def obs_norm(self) -> RunningNormalizer:
+        return self.actor.obs_norm
+
+    @property
+    def goal_norm(self) -> RunningNormalizer:
+        return self.actor.goal_norm
+
+    # --- training ------------------------------------------------------------------------
+    def setup_training(self, ctx: TrainContext) -> None:
+        """Build the envs (seeded ``ctx.seed + i``), the replay and the Adam optimizers."""
+        cfg = self.config
+        self._env = VectorEnv(ctx.task, cfg.num_envs, threads=cfg.env_threads, **ctx.task_kwargs)
+        env_spec = self._env.task_spec
+        self._obs = self._env.reset(seed=ctx.seed)
+        self._buffer = EpisodeBuffer(
+            cfg.buffer_episodes, env_spec.episode_steps, cfg.num_envs,
+            env_spec.obs_size, env_spec.goal.size, env_spec.n_joints,
+        )  # fmt: skip
+        self._compute_reward = self._env.envs[0].unwrapped.compute_reward
+        self._rng = np.random.default_rng(ctx.seed)
+        self._gen = torch.Generator().manual_seed(ctx.seed)
+        self._batch_size, self._credit, self._env_steps = ctx.batch_size, 0.0, 0
+        self._successes: list[float] = []  # is_success at the end of recent train episodes
+        self._opts = {
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=cfg.lr),
+            "critic": torch.optim.Adam(self.critic.parameters(), lr=cfg.lr),
+            "alpha": torch.optim.Adam([self.log_alpha], lr=cfg.lr),
+        }
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR
+        horizon = max(ctx.total_steps, 1)
+        self._scheds = {k: cosine(o, T_max=horizon) for k, o in self._opts.items()} if cfg.lr_decay else {}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return dict(self._opts)
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return dict(self._scheds)
+
+    def update(self, step: int) -> dict[str, float]:
+        """Collect (warm-up first, then ``env_steps_per_update`` per call), then one SAC step."""
+        assert self._env is not None, "call setup_training first"
+        cfg, n = self.config, self._env.num_envs
+        while self._env_steps < cfg.warmup_steps or self._buffer.episodes == 0:
+            self._collect(random=True)
+        self._credit += cfg.env_steps_per_update
+        while self._credit >= n:
+            self._collect(random=False)
+            self._credit -= n
+        batch = self._buffer.sample(self._batch_size, self._rng, self.reward, 1.0 - 1.0 / (1 + cfg.her_k))
+        metrics = self.sac_step({k: torch.as_tensor(v, dtype=torch.float32) for k, v in batch.items()})
+        success = float(np.mean(self._successes[-100:])) if self._successes else 0.0
+        return {**metrics, "env_steps": float(self._env_steps), "train_success": success}
+
+    def reward(self, achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Reward (B,) of reaching ``achieved`` (B, g) when aiming for ``goal`` (B, g)."""
+        if self.config.reward == "dense":
+            return self._compute_reward(achieved, goal, None)
+        distance = np.linalg.norm(np.asarray(achieved, np.float64) - goal, axis=-1)
+        return -(distance >= self.config.reward_threshold).astype(np.float64)
+
+    @torch.no_grad()
+    def _collect(self, random: bool) -> None:
+        """One vector step: uniform steps in [-1, 1] (warm-up) or sampled from the actor."""
+        obs, n = self._obs, self._env.num_envs
+        self.obs_norm.update(obs["observation"])
+        self.goal_norm.update(np.concatenate([obs["desired_goal"], obs["achieved_goal"]]))
+        o = torch.as_tensor(obs["observation"], dtype=torch.float32)
+        if random:
+            a = torch.rand((n, self.spec.n_joints), generator=self._gen) * 2.0 - 1.0
+        else:
+            a, _ = self.actor.sample(self.actor.features(o, torch.as_tensor(obs["desired_goal"])), self._gen)
+        targets = self.actor.targets(o, a).numpy().astype(np.float64)
+        self._obs, _, terminated, truncated, info = self._env.step(targets)
+        self._buffer.add(obs, a.numpy(), info["final_obs"], terminated, truncated)
+        success = info.get("is_success", np.zeros(n, bool))
+        self._successes += [float(s) for s in success[terminated | truncated]]
+        self._successes = self._successes[-100:]
+        self._env_steps += n
+
+    def sac_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One gradient step on critics, actor and temperature from a batch of
+        ``observation`` (B, obs), ``goal`` (B, g), ``action`` (B, J) in [-1, 1],
+        ``next_observation`` (B, obs), ``reward`` (B,), ``terminal`` (B,)."""
+        cfg, alpha = self.config, self.log_alpha.exp().detach()
+        x = self.actor.features(b["observation"], b["goal"])
+        with torch.no_grad():
+            x2 = self.actor.features(b["next_observation"], b["goal"])
+            a2, logp2 = self.actor.sample(x2, self._gen)
+            soft_q = self.critic_target(x2, a2).min(0).values - alpha * logp2
+            y = b["reward"] + cfg.gamma * (1.0 - b["terminal"]) * soft_q
+        critic_loss = F.mse_loss(self.critic(x, b["action"]), y.expand(2, -1), reduction="sum") / len(y)
+        self._step("critic", critic_loss)
+
+        a, logp = self.actor.sample(x, self._gen)
+        self.critic.requires_grad_(False)  # the actor's gradient flows through, not into, Q
+        q = self.critic(x, a).min(0).values
+        actor_loss = (alpha * logp - q).mean() + cfg.action_l2 * (a * a).mean()
+        self._step("actor", actor_loss)
+        self.critic.requires_grad_(True)
+        target = cfg.target_entropy * self.spec.n_joints
+        alpha_loss = -(self.log_alpha * (logp.detach() + target)).mean()
+        self._step("alpha", alpha_loss)
+        for sched in self._scheds.values():
+            sched.step()
+        with torch.no_grad():
+            src, dst = list(self.critic.parameters()), list(self.critic_target.parameters())
+            torch._foreach_lerp_(dst, src, cfg.tau)
+        return {
+            "critic_loss": float(critic_loss.detach()),
+            "actor_loss": float(actor_loss.detach()),
+            "alpha": float(alpha),
+            "entropy": float(-logp.detach().mean()),
+            "q_mean": float(q.detach().mean()),
+        }
+
+    def _step(self, name: str, loss: torch.Tensor) -> None:
+        opt = self._opts[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    # --- acting and export ---------------------------------------------------------------
+    def reset(self) -> None:
+        """The policy is stateless between steps."""
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Deterministic joint targets (rad, float64) for one goal-env observation dict."""
+        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
+        g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
+        return self(o, g)[0].numpy().astype(np.float64)
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return self.actor(observation, goal)
+
+    def export_module(self) -> nn.Module:
+        """The actor (normalizers inside) for ONNX export; fails if never fitted."""
+        self.obs_norm.check_fitted("obs_norm")
+        self.goal_norm.check_fitted("goal_norm")
+        return copy.deepcopy(self.actor).eval()
+
+    def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+        """Graph inputs and outputs (batch of 1), for the contract and the export."""
+        s = self.spec
+        inputs = (
+            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
+            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
+        )
+        outputs = (TensorSpec("joint_target", (1, s.n_joints), description="absolute joint targets (rad)"),)
+        return inputs, outputs

@@ -1,0 +1,200 @@
+"""Diffusion policy: EDM preconditioning, receding horizon, guidance, training and the
+one-step student on a tiny bimodal toy (two joints, targets +0.4 or -0.4 rad by episode)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from policies.checkpoint import load_checkpoint, save_checkpoint
+from policies.denoiser import ChunkDenoiser, edm_scalings
+from policies.diffusion import DiffusionConfig, DiffusionPolicy
+from policies.distill import DistilledPolicy, StudentConfig
+from policies.family import TrainContext
+from sim.spec import ActionSpec, FieldSpec, TaskSpec
+
+MODE = 0.4  # rad: the toy's two target offsets are +MODE and -MODE
+TOY = dict(horizon=4, execute_steps=2, hidden=64, layers=2, lr=1e-2, sampler="heun", sampler_steps=8)
+SPEC = TaskSpec(
+    name="toy", robot="toy", joint_names=("a", "b"), joint_pos_min=(-1.0, -1.0), joint_pos_max=(1.0, 1.0),
+    joint_vel_max=(1.0, 1.0), observation=(FieldSpec("joint_pos", 2, "rad"),), goal=FieldSpec("goal", 1, "m"),
+    action=ActionSpec("joint_position", "rad", (0.5, 0.5)), control_hz=10.0, physics_hz=100.0,
+    episode_steps=8, success_threshold=0.1,
+)  # fmt: skip
+
+
+def toy_data(episodes: int = 64, length: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """Joints near 0, goal 0, every target of an episode +MODE or -MODE (a coin flip)."""
+    rng = np.random.default_rng(seed)
+    n = episodes * length
+    sign = np.repeat(rng.choice([-1.0, 1.0], episodes), length)
+    obs = 0.01 * rng.standard_normal((n, 2))
+    goal = np.zeros((n, 1))
+    return {
+        "observation": obs, "desired_goal": goal, "next_achieved_goal": goal,
+        "action": obs + MODE * sign[:, None], "episode": np.repeat(np.arange(episodes), length),
+        "done": np.tile(np.arange(length) == length - 1, episodes),
+    }  # fmt: skip
+
+
+def ctx(steps: int) -> TrainContext:
+    return TrainContext("toy", {}, toy_data(), batch_size=128, total_steps=steps, seed=0)
+
+
+def chunks(policy: DiffusionPolicy, n: int = 200, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` chunks ``(n, H, 2)`` at q = 0 and the noise ``(n, H, 2)`` they came from."""
+    noise = torch.randn(n, policy.config.horizon, 2, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return policy(torch.zeros(n, 2), torch.zeros(n, 1), noise), noise
+
+
+def near_a_mode(chunk: torch.Tensor, tol: float) -> torch.Tensor:
+    """(n,) whether every target of each chunk is within ``tol`` of one common mode."""
+    side = torch.sign(chunk.mean(dim=(1, 2)))
+    return ((chunk - side[:, None, None] * MODE).abs() < tol).all(dim=(1, 2))
+
+
+Teacher = tuple[DiffusionPolicy, Path, list[float]]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny networks: one intra-op thread is faster than two on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Teacher:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(SPEC, DiffusionConfig(**TOY))
+    policy.setup_training(ctx(300))
+    losses = [policy.update(step)["loss"] for step in range(1, 301)]
+    path = save_checkpoint(tmp_path_factory.mktemp("teacher"), policy.eval(), {}, 300, {})
+    return policy, path, losses
+
+
+def test_edm_scalings_match_their_definitions() -> None:
+    sigma, sd = torch.tensor([0.0, 0.1, 1.0, 20.0]), 0.5
+    c_skip, c_out, c_in, c_noise = edm_scalings(sigma, sd)
+    torch.testing.assert_close(c_skip, sd**2 / (sigma**2 + sd**2))
+    torch.testing.assert_close(c_out, sigma * sd / (sigma**2 + sd**2).sqrt())
+    torch.testing.assert_close(c_in, 1 / (sigma**2 + sd**2).sqrt())
+    torch.testing.assert_close(c_noise[1:], sigma[1:].log() / 4)
+    assert c_skip[0] == 1 and c_out[0] == 0 and torch.isfinite(c_noise).all()
+    # the clean sample has unit variance after c_in at every sigma: Var(c_in (y + sigma n)) = 1
+    torch.testing.assert_close(c_in**2 * (sd**2 + sigma**2), torch.ones(4))
+
+
+def test_denoiser_returns_its_input_at_sigma_zero() -> None:
+    net = ChunkDenoiser(8, 3, 2, hidden=32, layers=2, sigma_data=1.0)
+    torch.nn.init.normal_(net.out.weight)  # F != 0, so only the preconditioning can make D = x
+    x, obs, goal, keep = torch.randn(5, 8), torch.randn(5, 3), torch.randn(5, 2), torch.ones(5)
+    assert torch.equal(net(x, torch.tensor(0.0), obs, goal, keep), x)
+    assert not torch.allclose(net(x, torch.tensor(1.0), obs, goal, keep), x)
+
+
+def test_receding_horizon_executes_exactly_execute_steps_then_replans() -> None:
+    policy = DiffusionPolicy(SPEC, DiffusionConfig(**{**TOY, "execute_steps": 3})).eval()
+    planned: list[torch.Tensor] = []
+    forward = policy.forward
+
+    def recording(*args: torch.Tensor) -> torch.Tensor:
+        planned.append(forward(*args))
+        return planned[-1]
+
+    policy.forward = recording
+    obs = {"observation": np.zeros(2), "desired_goal": np.zeros(1)}
+    actions = [policy.act(obs) for _ in range(7)]
+    assert len(planned) == 3  # at calls 0, 3 and 6
+    for i, a in enumerate(actions):
+        np.testing.assert_allclose(a, planned[i // 3][0, i % 3].numpy(), rtol=0, atol=1e-7)
+    policy.reset()
+    policy.act(obs)
+    assert len(planned) == 4  # reset() dropped the two queued targets of the third chunk
+
+
+def test_guidance_weight_zero_ignores_the_goal_and_one_is_plain_conditioning() -> None:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(SPEC, DiffusionConfig(**TOY)).eval()
+    torch.nn.init.normal_(policy.net.out.weight, std=0.3)
+    torch.nn.init.normal_(policy.net.null_goal)
+    x, obs, sigma = torch.randn(1, 8).expand(3, 8), torch.zeros(3, 2), torch.tensor(0.7)
+    goals = torch.tensor([[-1.0], [0.0], [2.0]])
+    with torch.no_grad():
+        cond = policy.net(x, sigma, obs, goals, torch.ones(3))
+        null = policy.net(x, sigma, obs, goals, torch.zeros(3))
+        torch.testing.assert_close(policy.guided(obs, goals, 1.0)(x, sigma), cond)
+        unguided = policy.guided(obs, goals, 0.0)(x, sigma)
+        torch.testing.assert_close(unguided, null)
+        torch.testing.assert_close(unguided[0], unguided[2])  # the goal plays no part
+        torch.testing.assert_close(policy.guided(obs, goals, 2.5)(x, sigma), null + 2.5 * (cond - null))
+    assert not torch.allclose(cond[0], cond[2])
+
+
+def test_training_loss_decreases_and_samples_keep_both_modes(teacher: Teacher) -> None:
+    policy, _, losses = teacher
+    assert np.mean(losses[-50:]) < 0.5 * np.mean(losses[:50])
+    chunk, _ = chunks(policy)
+    assert near_a_mode(chunk, tol=0.1).float().mean() > 0.9  # each sample commits to a mode
+    assert 0.25 < (chunk.mean(dim=(1, 2)) > 0).float().mean() < 0.75  # and both modes appear
+
+
+def test_student_maps_distinct_noises_to_distinct_modes(teacher: Teacher) -> None:
+    policy, path, _ = teacher
+    torch.manual_seed(1)
+    small = {k: TOY[k] for k in ("horizon", "execute_steps", "hidden", "layers")}
+    student = DistilledPolicy(SPEC, StudentConfig(**small, lr=1e-3, teacher=str(path), teacher_steps=8))
+    student.setup_training(ctx(200))
+    for step in range(1, 201):
+        student.update(step)
+    student.eval()
+    got, _ = chunks(student)
+    want, _ = chunks(policy)
+    assert near_a_mode(got, tol=0.15).float().mean() > 0.85
+    assert 0.25 < (got.mean(dim=(1, 2)) > 0).float().mean() < 0.75
+    same_mode = torch.sign(got.mean(dim=(1, 2))) == torch.sign(want.mean(dim=(1, 2)))
+    assert same_mode.float().mean() > 0.85  # the same noise gives the teacher's mode
+    assert student.contract_fields() == {"chunk_length": 4, "sampler_steps": 1}
+
+
+def test_checkpoint_round_trip_gives_identical_chunks_for_the_same_noise(teacher: Teacher) -> None:
+    policy, path, _ = teacher
+    loaded, meta = load_checkpoint(path)
+    a, _ = chunks(policy, n=8)
+    b, _ = chunks(loaded, n=8)
+    assert torch.equal(a, b)
+    assert meta["contract"]["chunk_length"] == 4 and meta["contract"]["sampler_steps"] == 8
+    assert [t["name"] for t in meta["contract"]["inputs"]] == ["observation", "goal", "noise"]
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match="sampler"):
+        DiffusionConfig(sampler="hune")
+    with pytest.raises(ValueError, match="execute_steps"):
+        DiffusionConfig(horizon=4, execute_steps=5)
+    with pytest.raises(ValueError, match="sampler_steps"):
+        StudentConfig(sampler_steps=4)
+    student = DistilledPolicy(SPEC, StudentConfig(horizon=4, execute_steps=2, hidden=64, layers=2))
+    with pytest.raises(ValueError, match="teacher"):
+        student.setup_training(ctx(1))
+
+
+def test_hydra_configs_compose_and_reject_typos() -> None:
+    from hydra import compose, initialize_config_dir
+
+    import policies.train_app  # noqa: F401  (registers the schemas)
+
+    config_dir = str(Path(__file__).resolve().parents[2] / "configs")
+    with initialize_config_dir(version_base=None, config_dir=config_dir):
+        base = ["task=push", "dataset=x"]
+        cfg = compose("train", overrides=[*base, "policy=diffusion", "policy.guidance=2"])
+        assert DiffusionConfig(**cfg.policy).guidance == 2.0
+        cfg = compose("train", overrides=[*base, "policy=diffusion_student", "policy.teacher=t"])
+        assert StudentConfig(**cfg.policy).sampler_steps == 1
+        with pytest.raises(Exception, match="sampler_step"):
+            compose("train", overrides=[*base, "policy=diffusion", "policy.sampler_step=3"])
