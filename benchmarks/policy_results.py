@@ -8,7 +8,8 @@ gradient steps; save one video per pair.
 Datasets are collected once per task (seed 0) under --out/data and shared by every family and
 seed. Each run is a real ``spine-train`` process; its final evaluation (``eval_episodes``
 episodes on seeds 10000+) is the success rate reported. The table replaces the block between
-the policy-results markers in benchmarks/RESULTS.md (unless --no-write).
+the policy-results markers in benchmarks/RESULTS.md (unless --no-write); each pair's result is kept
+under --out/results, so pairs can be run separately and the table lists every stored pair.
 """
 
 from __future__ import annotations
@@ -58,13 +59,19 @@ class Pair:
 
 
 REACH = Data("reach", ("episodes=300",))
-PUSH = Data("push", ("episodes=300",))
+PUSH = Data("push", ("episodes=500", "action_noise=0.01"))  # noisy states, clean expert_action labels
 MAZE = Data("maze", ("mode=navigate", "episodes=200", "action_noise=0.1"))
 AT_2CM = ("+eval_task.success_threshold=0.02",)
 PAIRS: list[Pair] = [
     Pair("reach", "gcbc", REACH, ("steps=20000", "eval_every=5000", "eval_episodes=50", *AT_2CM), "2 cm"),
-    Pair("reach", "sac_her", None, ("steps=20000", "eval_every=5000", "eval_episodes=50", *AT_2CM), "2 cm"),
-    Pair("push", "gcbc", PUSH, ("steps=20000", "eval_every=10000", "eval_episodes=30")),
+    Pair("reach", "sac_her", None, ("steps=12000", "eval_every=6000", "eval_episodes=50", *AT_2CM), "2 cm"),
+    Pair(
+        "push",
+        "gcbc",
+        PUSH,
+        ("steps=20000", "eval_every=10000", "eval_episodes=30", "policy.hidden=512", "policy.layers=4"),
+        "512x4: same size as diffusion",
+    ),
     Pair("push", "diffusion", PUSH, ("steps=20000", "eval_every=10000", "eval_episodes=30")),
     Pair(
         "push",
@@ -74,10 +81,10 @@ PAIRS: list[Pair] = [
         teacher="diffusion",
     ),
     Pair(
-        "maze", "gcbc", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50", "+policy.relabel=true")
+        "maze", "gcbc", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50", "policy.relabel=true")
     ),
     Pair("maze", "gcivl", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50")),
-    Pair("maze", "hiql", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50")),
+    Pair("maze", "hiql", MAZE, ("steps=10000", "eval_every=5000", "eval_episodes=50"), "10k steps"),
 ]
 
 
@@ -98,9 +105,10 @@ def dataset(data: Data, out: Path, quick: bool) -> Path:
     return path
 
 
-def train(pair: Pair, seed: int, out: Path, quick: bool) -> dict:
+def train(pair: Pair, seed: int, out: Path, quick: bool, threads: int) -> dict:
     run_dir = out / "runs" / pair.task / pair.family / f"seed{seed}"
     args = [f"task={pair.task}", f"policy={pair.family}", f"seed={seed}", f"out={run_dir}", *pair.train]
+    args.append(f"torch_threads={threads}")
     if pair.data is not None:
         args.append(f"dataset={dataset(pair.data, out, quick)}")
     if pair.teacher:
@@ -136,17 +144,18 @@ def video(pair: Pair, out: Path) -> Path | None:
         return None
 
 
-def table(rows: list[dict], seeds: list[int]) -> str:
+def table(rows: list[dict]) -> str:
     lines = [
-        f"| task | family | success (mean ± std over seeds {', '.join(map(str, seeds))}) | "
-        "train wall-clock per run (2 cores) | gradient steps | note |",
-        "|---|---|---|---|---|---|",
+        "| task | family | success mean ± std | per seed | train wall-clock per run | gradient steps "
+        "| run on | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = np.asarray(r["success"]) * 100
+        per_seed = ", ".join(f"{v:.0f}" for v in s)
         lines.append(
-            f"| {r['task']} | {r['family']} | {s.mean():.0f}% ± {s.std():.0f} | "
-            f"{np.mean(r['wall_s']):.0f} s | {r['steps']} | {r['note']} |"
+            f"| {r['task']} | {r['family']} | {s.mean():.0f}% ± {s.std():.0f} | {per_seed} | "
+            f"{np.mean(r['wall_s']):.0f} s | {r['steps']} | {r.get('date', '')} | {r['note']} |"
         )
     return "\n".join(lines)
 
@@ -159,43 +168,61 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not quality")
     ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     ap.add_argument("--no-video", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     args = ap.parse_args()
     chosen = [p for p in PAIRS if not args.pairs or p.key in args.pairs]
     rows = []
     for pair in chosen:
         runs = []
         for seed in args.seeds:
-            s = train(pair, seed, args.out, args.quick)
+            s = train(pair, seed, args.out, args.quick, args.threads)
             runs.append(s)
             print(
                 f"{pair.key} seed {seed}: success {s['success_rate']:.2f} in {s['wall_s']:.0f} s", flush=True
             )
-        rows.append(
-            {
-                "task": pair.task,
-                "family": pair.family,
-                "success": [r["success_rate"] for r in runs],
-                "wall_s": [r["wall_s"] for r in runs],
-                "steps": runs[0]["steps"],
-                "note": pair.note,
-            }
-        )
+        row = {
+            "task": pair.task,
+            "family": pair.family,
+            "success": [r["success_rate"] for r in runs],
+            "wall_s": [r["wall_s"] for r in runs],
+            "steps": runs[0]["steps"],
+            "seeds": args.seeds,
+            "note": pair.note,
+            "date": time.strftime("%Y-%m-%d"),
+            "command": " ".join(sys.argv[1:]),
+        }
+        rows.append(row)
+        if not args.quick:  # each pair's result is kept, so pairs can be (re)run separately
+            store = args.out / "results" / f"{pair.task}_{pair.family}.json"
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.write_text(json.dumps(row, indent=2))
         if not args.no_video:
             v = video(pair, args.out)
             if v:
                 print(f"  video: {v}")
-    text = table(rows, args.seeds)
-    print(text)
-    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    print(table(rows))
     if not args.no_write and not args.quick:
-        write_results(text, args)
+        write_results(table(stored_rows(args.out)), args)
+
+
+def stored_rows(out: Path) -> list[dict]:
+    """Every pair's latest stored result under ``out/results``, in the order of PAIRS."""
+    rows = []
+    for pair in PAIRS:
+        path = out / "results" / f"{pair.task}_{pair.family}.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+    return rows
 
 
 def write_results(text: str, args: argparse.Namespace) -> None:
     path = ROOT / "benchmarks" / "RESULTS.md"
     body = path.read_text()
-    cmd = "`.venv/bin/python benchmarks/policy_results.py " + " ".join(sys.argv[1:]) + "`"
-    block = f"{START}\n{time.strftime('%Y-%m-%d')}, {cmd}\n\n{text}\n{END}"
+    cmd = "`.venv/bin/python benchmarks/policy_results.py --pairs <task/family> --seeds 0 1 2`"
+    block = (
+        f"{START}\nEach row: {cmd} (one training process per seed, torch on {args.threads} thread(s), "
+        f"final evaluation on seeds 10000+); rows can be run separately.\n\n{text}\n{END}"
+    )
     if START in body:
         head, rest = body.split(START, 1)
         body = head + block + rest.split(END, 1)[1]

@@ -1,19 +1,27 @@
 """Goal-conditioned diffusion policy over action chunks (Diffusion Policy, BESO/EDM-style).
 
 Action representation. A chunk is the next ``H = horizon`` absolute joint-position targets
-``a_t .. a_{t+H-1}`` (rad). The model works on their offsets from the joint positions
+``a_t .. a_{t+H-1}`` (rad), taken from the dataset's ``labels`` array: by default the
+expert's own targets (``expert_action``), not the executed ones, so that the exploration
+noise a dataset was collected with (``action_noise``, DART-style state coverage) is not
+learned as part of the action distribution. The model works on their offsets from the joint positions
 ``q_t`` measured when the chunk is planned, ``delta_h = a_{t+h} - q_t``, standardized per
-(step, joint) by ``act_norm`` (a buffer, fitted on the dataset's chunks): the clean data has
-unit variance, so ``sigma_data = 1``. Decoding clamps ``|delta_h| <= (h + 1) * max_delta``
-and returns ``q_t + delta`` in rad. Every target of a chunk stays relative to ``q_t``, the
-state at planning time: the chunk is an open-loop plan, not a sequence of per-step deltas.
+(step, joint) by ``act_norm`` (a buffer fitted on the dataset's chunks). Decoding clamps
+``|delta_h| <= (h + 1) * max_delta`` and returns ``q_t + delta`` in rad. Every target of a
+chunk stays relative to ``q_t``, the state at planning time: an open-loop plan.
+
+Mean head (``mean_head``). A regression MLP predicts the conditional mean chunk ``mu(s, g)``
+(plain MSE, as GCBC but for the whole chunk) and the diffusion model generates the residual
+``x0 - mu``: precise where the data is unimodal (the residual is ~0 there), and the modes
+where it is not. ``sigma_data`` is then the residual's scale.
 
 Training is EDM denoising (Karras et al. 2022): noise levels drawn log-normal or log-uniform,
 loss weighted by ``(sigma^2 + sd^2) / (sigma sd)^2``, the goal replaced by a learned null
 embedding with probability ``goal_dropout``. Sampling solves the probability-flow ODE with a
-fixed-step sampler from ``policies.samplers`` over a given noise tensor, with
-classifier-free guidance ``D = D_null + w (D_goal - D_null)``: ``w = 1`` is plain goal
-conditioning (one network call per step), ``w = 0`` ignores the goal, ``w > 1`` sharpens it.
+fixed-step sampler from ``policies.samplers`` from ``noise_scale * noise`` (a temperature:
+< 1 trades diversity for precision), with classifier-free guidance on the residual,
+``D = D_null + w (D_goal - D_null)``: ``w = 1`` is plain goal conditioning (one network
+call per step), ``w = 0`` leaves the goal out of the residual, ``w > 1`` sharpens it.
 
 Receding horizon: ``act()`` plans a chunk when its queue is empty and executes its first
 ``execute_steps`` targets, one per call; ``reset()`` empties the queue.
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,6 +49,17 @@ from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
 SIGMA_SAMPLING = ("lognormal", "loguniform")
+LABEL_KEYS = ("expert_action", "action")  # the expert's clean targets, or the executed (noisy) ones
+
+
+class Solver(NamedTuple):
+    """How a chunk is solved: sampler name, sigma schedule ``(steps + 1,)``, CFG weight, and
+    the temperature that scales the standard-normal noise."""
+
+    sampler: str
+    sigmas: torch.Tensor
+    guidance: float
+    noise_scale: float
 
 
 @dataclass
@@ -47,25 +67,26 @@ class DiffusionConfig:
     """Diffusion-policy hyper-parameters (network, noise, sampler, execution)."""
 
     horizon: int = 16  # H: joint-target steps per predicted chunk
-    execute_steps: int = 8  # targets of each chunk executed before re-planning (<= horizon)
-    hidden: int = 512  # width of the residual trunk and of the conditioning vector
-    layers: int = 4  # residual FiLM blocks
-    lr: float = 3e-4  # AdamW learning rate (cosine-annealed to 0 over the run)
+    execute_steps: int = 4  # targets of each chunk executed before re-planning (<= horizon)
+    hidden: int = 256  # width of the denoiser's residual trunk and of the mean head
+    layers: int = 3  # residual blocks of the denoiser (and hidden layers of the mean head)
+    mean_head: bool = True  # diffuse the residual around a regressed mean chunk (docstring)
+    lr: float = 1e-3  # AdamW learning rate (cosine-annealed to 0 over the run)
     weight_decay: float = 1e-4  # AdamW weight decay
-    sigma_data: float = 1.0  # std of the clean (standardized) chunks
+    sigma_data: float = 0.5  # std of the clean data the denoiser sees (chunk or residual)
     sigma_min: float = 0.002  # smallest noise level of the sampling schedule
     sigma_max: float = 20.0  # largest noise level: sampling starts from N(0, sigma_max^2)
     rho: float = 7.0  # curvature of the Karras sampling schedule
     sigma_sampling: str = "lognormal"  # training noise levels: "lognormal" or "loguniform"
-    p_mean: float = -1.2  # lognormal: mean of ln(sigma)
-    p_std: float = 1.2  # lognormal: std of ln(sigma)
+    p_mean: float = -0.4  # lognormal: mean of ln(sigma)
+    p_std: float = 1.4  # lognormal: std of ln(sigma)
     sampler: str = "heun"  # "euler", "heun" or "ddim" (policies/samplers.py)
     sampler_steps: int = 5  # ODE steps per chunk (heun: 2 * steps - 1 network calls)
     guidance: float = 1.0  # classifier-free guidance weight w (1: plain conditioning)
+    noise_scale: float = 0.5  # temperature: the solve starts from noise_scale * noise
     goal_dropout: float = 0.1  # training probability of replacing the goal by the null goal
     hindsight: float = 0.0  # training probability of a hindsight goal (a later achieved goal)
-    hold_noise: bool = False  # act(): one noise draw per episode (drawn at reset), reused by every plan
-    mean_head: bool = False  # diffuse the residual around a regressed mean chunk (see the docstring)
+    labels: str = "expert_action"  # dataset array the chunks come from (LABEL_KEYS, docstring)
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -80,6 +101,10 @@ class DiffusionConfig:
             raise ValueError("DiffusionConfig.sampler_steps must be >= 1")
         if not 0 < self.sigma_min < self.sigma_max:
             raise ValueError("DiffusionConfig.sigma_min/sigma_max: need 0 < sigma_min < sigma_max")
+        if self.labels not in LABEL_KEYS:
+            raise ValueError(f"DiffusionConfig.labels: {self.labels!r} is not one of {LABEL_KEYS}")
+        if self.noise_scale < 0:
+            raise ValueError("DiffusionConfig.noise_scale must be >= 0")
         for name in ("goal_dropout", "hindsight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"DiffusionConfig.{name} must be in [0, 1]")
@@ -113,7 +138,6 @@ class DiffusionPolicy(nn.Module):
         sigmas = karras_sigmas(config.sampler_steps, config.sigma_min, config.sigma_max, config.rho)
         self.register_buffer("sigmas", sigmas, persistent=False)  # (steps + 1,)
         self._queue: deque[np.ndarray] = deque()
-        self._noise: torch.Tensor | None = None  # the held noise (hold_noise), None until drawn
         self._data: TrajectoryDataset | None = None
         self._batch_size = 0
         self._opt: torch.optim.Optimizer | None = None
@@ -128,7 +152,7 @@ class DiffusionPolicy(nn.Module):
         past an episode's end the chunk repeats its last action."""
         chunk_idx, _ = data.chunk_indices(idx, self.config.horizon)
         q = self._joint_pos(data.gather("observation", idx))
-        return (data.gather("action", chunk_idx) - q[:, None, :]).flatten(1)
+        return (data.gather(self.config.labels, chunk_idx) - q[:, None, :]).flatten(1)
 
     def fit_normalizers(self, data: TrajectoryDataset) -> None:
         """Fit observation, goal and chunk-offset statistics on the whole dataset."""
@@ -154,6 +178,11 @@ class DiffusionPolicy(nn.Module):
         """Fit the normalizers; AdamW with a cosine schedule over ``ctx.total_steps``."""
         if ctx.data is None:
             raise ValueError(f"{self.family} trains offline: give it a dataset (spine-train dataset=...)")
+        if self.config.labels not in ctx.data:
+            raise ValueError(
+                f"{self.family}: the dataset has no {self.config.labels!r} array "
+                f"(it has {sorted(ctx.data)}); set policy.labels=action"
+            )
         self._data, self._batch_size = TrajectoryDataset(ctx.data, ctx.seed), ctx.batch_size
         self.fit_normalizers(self._data)
         self._opt = torch.optim.AdamW(
@@ -225,13 +254,14 @@ class DiffusionPolicy(nn.Module):
         observation: torch.Tensor,
         goal: torch.Tensor,
         noise: torch.Tensor,
-        solver: tuple[str, torch.Tensor, float] | None = None,
+        solver: Solver | None = None,
     ) -> torch.Tensor:
-        """Normalized chunks ``(B, D)`` solved from standard-normal ``noise (B, D)``; ``solver``
-        overrides the config's ``(sampler, sigmas (steps + 1,), guidance)``."""
-        sampler, sigmas, guidance = solver or (self.config.sampler, self.sigmas, self.config.guidance)
+        """Normalized chunks ``(B, D)`` solved from standard-normal ``noise (B, D)`` with
+        ``solver`` (default: the config's)."""
+        c = self.config
+        sampler, sigmas, guidance, scale = solver or Solver(c.sampler, self.sigmas, c.guidance, c.noise_scale)
         obs, goal = self.obs_norm(observation), self.goal_norm(goal)
-        x = get_sampler(sampler)(self.guided(obs, goal, guidance), noise, sigmas)
+        x = get_sampler(sampler)(self.guided(obs, goal, guidance), scale * noise, sigmas)
         return x if self.mean_net is None else x + self.mean_net(torch.cat([obs, goal], dim=-1))
 
     def decode(self, observation: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -246,9 +276,8 @@ class DiffusionPolicy(nn.Module):
 
     # ----- execution --------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget the plan (and the held noise): the next ``act()`` samples a fresh chunk."""
+        """Forget the plan: the next ``act()`` samples a fresh chunk."""
         self._queue.clear()
-        self._noise = None
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -256,8 +285,7 @@ class DiffusionPolicy(nn.Module):
         if not self._queue:
             o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
             g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
-            noise = self._noise if self._noise is not None else torch.randn(1, *self.delta_bound.shape)
-            self._noise = noise if self.config.hold_noise else None
+            noise = torch.randn(1, *self.delta_bound.shape)
             chunk = self(o, g, noise)[0].numpy().astype(np.float64)
             self._queue.extend(chunk[: self.config.execute_steps])
         return self._queue.popleft()

@@ -1,13 +1,14 @@
 """One-step student of a diffusion policy: noise -> chunk in a single network call.
 
-The teacher (a trained ``diffusion`` checkpoint) defines a deterministic map from starting
-noise ``z`` to a chunk: its multi-step ODE solve (with its guidance). The student regresses
-that map directly, ``min || D_s(sigma_max z; sigma_max) - ODE_teacher(z) ||^2`` on fresh
-noise and dataset states (a pool solved once at setup), so one evaluation of the student at ``sigma_max`` -- a
-one-step Euler solve -- reproduces the teacher's sample for the same noise. Because the
+The teacher (a trained ``diffusion`` checkpoint) defines a deterministic map from a noise
+``z ~ N(0, I)`` to a chunk: its multi-step ODE solve from ``tau z`` (its temperature ``tau``
+and guidance included). The student regresses that map directly,
+``min || D_s(sigma_max z; sigma_max) - ODE_teacher(tau z) ||^2``, over a pool of dataset
+states and noises solved once at setup, so one evaluation of the student at ``sigma_max``
+(a one-step Euler solve) reproduces the teacher's sample for the same noise. Because the
 target depends on ``z``, distinct noises keep landing on distinct modes (a plain regression
-on data would give their mean). This is the "direct distillation" of the ODE (Luhman &
-Luhman 2021); consistency distillation would be the next step up.
+on data would give their mean). This is direct distillation of the ODE (Luhman & Luhman
+2021); consistency distillation would be the next step up.
 
 The student is a ``DiffusionPolicy`` of the same architecture (initialized from the teacher's
 weights and normalizers), so chunks, receding-horizon execution, checkpoints and the export
@@ -25,7 +26,7 @@ import torch
 
 from policies.checkpoint import load_checkpoint
 from policies.dataset import TrajectoryDataset
-from policies.diffusion import DiffusionConfig, DiffusionPolicy
+from policies.diffusion import DiffusionConfig, DiffusionPolicy, Solver
 from policies.family import TrainContext
 from policies.registry import register_policy
 from policies.samplers import SAMPLERS, karras_sigmas
@@ -40,18 +41,22 @@ class StudentConfig(DiffusionConfig):
 
     sampler: str = "euler"  # one Euler step from sigma_max: a single network call
     sampler_steps: int = 1  # must stay 1: the student is a one-step map
+    noise_scale: float = 1.0  # must stay 1: the teacher's temperature is inside the map
     lr: float = 1e-4  # AdamW learning rate (fine-tuning from the teacher's weights)
     teacher: str = ""  # checkpoint folder of a trained diffusion policy (spine-train out/checkpoint)
     teacher_sampler: str = "heun"  # sampler of the teacher's solve that the student imitates
     teacher_steps: int = 10  # steps of the teacher's solve
     teacher_guidance: float = 1.0  # CFG weight of the teacher's solve (distilled into the student)
+    teacher_noise_scale: float = 0.5  # temperature of the teacher's solve (distilled into the student)
     init_from_teacher: bool = True  # start from the teacher's weights (else only its normalizers)
     pool_size: int = 65_536  # (state, noise, teacher chunk) triples solved once at setup
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.sampler_steps != 1 or self.guidance != 1.0:
-            raise ValueError("StudentConfig.sampler_steps must be 1 and guidance 1.0 (one-step map)")
+        if self.sampler_steps != 1 or self.guidance != 1.0 or self.noise_scale != 1.0:
+            raise ValueError(
+                "StudentConfig: sampler_steps, guidance and noise_scale must be 1 (one-step map)"
+            )
         if self.teacher_sampler not in SAMPLERS:
             raise ValueError(
                 f"StudentConfig.teacher_sampler: {self.teacher_sampler!r} not in {sorted(SAMPLERS)}"
@@ -90,12 +95,14 @@ class DistilledPolicy(DiffusionPolicy):
         teacher.requires_grad_(False)
         sigmas = karras_sigmas(c.teacher_steps, teacher.config.sigma_min, c.sigma_max, teacher.config.rho)
         self._data, self._batch_size = TrajectoryDataset(ctx.data, ctx.seed), ctx.batch_size
-        self._pool = self.solve_pool(teacher, (c.teacher_sampler, sigmas, c.teacher_guidance))
+        self._pool = self.solve_pool(
+            teacher, Solver(c.teacher_sampler, sigmas, c.teacher_guidance, c.teacher_noise_scale)
+        )
         self._opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
 
     @torch.no_grad()
-    def solve_pool(self, teacher: DiffusionPolicy, solver: tuple[str, torch.Tensor, float]) -> dict:
+    def solve_pool(self, teacher: DiffusionPolicy, solver: Solver) -> dict[str, torch.Tensor]:
         """``pool_size`` dataset states with fresh noise ``(N, D)`` and the teacher's solve
         ``(N, D)`` from it, computed once (the teacher's many calls are the expensive part)."""
         data, n = self._data, self.config.pool_size

@@ -57,6 +57,9 @@ class PolicyFamily(Protocol):
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]: ...
 
+    # Optional: ``close()`` releases what ``setup_training`` opened (e.g. the online families'
+    # training envs); the trainer calls it, when present, however training ends.
+
 
 class BatchSampler:
     """Uniform minibatches of named dataset arrays as float32 torch tensors."""

@@ -292,6 +292,13 @@ class SACHERPolicy(nn.Module):
         opt.step()
 
     # --- acting and export ---------------------------------------------------------------
+    def close(self) -> None:
+        """Close the training envs opened by :meth:`setup_training` (the trainer calls this)."""
+        env = getattr(self, "_env", None)
+        if env is not None:
+            env.close()
+            self._env = None
+
     def reset(self) -> None:
         """The policy is stateless between steps."""
 

@@ -68,6 +68,25 @@ def train(
     policy = make_policy(family, eval_env.task_spec, policy_cfg)
     ctx = TrainContext(task, task_kwargs, data, cfg.batch_size, cfg.steps, cfg.seed, dict(cfg.extras))
     policy.setup_training(ctx)
+    try:
+        return _run(cfg, task, family, task_kwargs, policy_cfg, policy, eval_env, out)
+    finally:  # training envs (online families) and the evaluation env are released on any exit
+        if callable(getattr(policy, "close", None)):
+            policy.close()
+        eval_env.close()
+
+
+def _run(
+    cfg: TrainConfig,
+    task: str,
+    family: str,
+    task_kwargs: dict[str, Any],
+    policy_cfg: Any,
+    policy: Any,
+    eval_env: Any,
+    out: Path,
+) -> dict[str, Any]:
+    """The training loop of :func:`train` (resume, updates, logs, evaluations, checkpoints)."""
     start = resume(policy, out / "checkpoint") if cfg.resume else 0
     log, tb = MetricsLog(out / "metrics.csv", keep=start > 0), _tensorboard(out / "tb")
     record = {"task": task, "family": family, "config": _plain(cfg, task_kwargs, policy_cfg)}

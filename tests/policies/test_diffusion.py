@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from policies.checkpoint import load_checkpoint, save_checkpoint
+from policies.dataset import TrajectoryDataset
 from policies.denoiser import ChunkDenoiser, edm_scalings
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
 from policies.distill import DistilledPolicy, StudentConfig
@@ -16,7 +17,9 @@ from policies.family import TrainContext
 from sim.spec import ActionSpec, FieldSpec, TaskSpec
 
 MODE = 0.4  # rad: the toy's two target offsets are +MODE and -MODE
-TOY = dict(horizon=4, execute_steps=2, hidden=64, layers=2, lr=1e-2, sampler="heun", sampler_steps=8)
+TOY = dict(
+    horizon=4, execute_steps=2, hidden=64, layers=2, lr=1e-2, sampler_steps=8, noise_scale=1.0, sigma_data=1.0
+)
 SPEC = TaskSpec(
     name="toy", robot="toy", joint_names=("a", "b"), joint_pos_min=(-1.0, -1.0), joint_pos_max=(1.0, 1.0),
     joint_vel_max=(1.0, 1.0), observation=(FieldSpec("joint_pos", 2, "rad"),), goal=FieldSpec("goal", 1, "m"),
@@ -26,15 +29,18 @@ SPEC = TaskSpec(
 
 
 def toy_data(episodes: int = 64, length: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
-    """Joints near 0, goal 0, every target of an episode +MODE or -MODE (a coin flip)."""
+    """Joints at 0, goal 0, every expert target of an episode +MODE or -MODE (a coin flip);
+    the executed ``action`` adds collection noise to it."""
     rng = np.random.default_rng(seed)
     n = episodes * length
     sign = np.repeat(rng.choice([-1.0, 1.0], episodes), length)
-    obs = 0.01 * rng.standard_normal((n, 2))
+    obs = np.zeros((n, 2))  # one state: the mode is not observable
     goal = np.zeros((n, 1))
+    expert = obs + MODE * sign[:, None]
     return {
         "observation": obs, "desired_goal": goal, "next_achieved_goal": goal,
-        "action": obs + MODE * sign[:, None], "episode": np.repeat(np.arange(episodes), length),
+        "expert_action": expert, "action": expert + 0.1 * rng.standard_normal((n, 2)),
+        "episode": np.repeat(np.arange(episodes), length),
         "done": np.tile(np.arange(length) == length - 1, episodes),
     }  # fmt: skip
 
@@ -147,8 +153,13 @@ def test_training_loss_decreases_and_samples_keep_both_modes(teacher: Teacher) -
 def test_student_maps_distinct_noises_to_distinct_modes(teacher: Teacher) -> None:
     policy, path, _ = teacher
     torch.manual_seed(1)
-    small = {k: TOY[k] for k in ("horizon", "execute_steps", "hidden", "layers")}
-    student = DistilledPolicy(SPEC, StudentConfig(**small, lr=1e-3, teacher=str(path), teacher_steps=8))
+    small = {k: TOY[k] for k in ("horizon", "execute_steps", "hidden", "layers", "sigma_data")}
+    student = DistilledPolicy(
+        SPEC,
+        StudentConfig(
+            **small, lr=1e-3, teacher=str(path), teacher_steps=8, teacher_noise_scale=1.0, pool_size=4096
+        ),
+    )
     student.setup_training(ctx(200))
     for step in range(1, 201):
         student.update(step)
@@ -179,9 +190,25 @@ def test_config_errors_name_the_field() -> None:
         DiffusionConfig(horizon=4, execute_steps=5)
     with pytest.raises(ValueError, match="sampler_steps"):
         StudentConfig(sampler_steps=4)
+    with pytest.raises(ValueError, match="labels"):
+        DiffusionConfig(labels="actions")
     student = DistilledPolicy(SPEC, StudentConfig(horizon=4, execute_steps=2, hidden=64, layers=2))
     with pytest.raises(ValueError, match="teacher"):
         student.setup_training(ctx(1))
+    data = {k: v for k, v in toy_data().items() if k != "expert_action"}
+    policy = DiffusionPolicy(SPEC, DiffusionConfig(horizon=4, execute_steps=2, hidden=64, layers=2))
+    with pytest.raises(ValueError, match="expert_action"):
+        policy.setup_training(TrainContext("toy", {}, data, batch_size=8, total_steps=1, seed=0))
+
+
+def test_chunks_come_from_the_labels_array_not_the_executed_actions() -> None:
+    data = TrajectoryDataset(toy_data())
+    idx = np.arange(0, 64, 8)  # first step of the first 8 episodes: the chunk stays in the episode
+    for labels in ("expert_action", "action"):
+        config = DiffusionConfig(horizon=4, execute_steps=2, hidden=8, layers=1, labels=labels)
+        policy = DiffusionPolicy(SPEC, config)
+        want = torch.as_tensor(data.data[labels][idx[:, None] + np.arange(4)], dtype=torch.float32)
+        torch.testing.assert_close(policy.chunk_offsets(data, idx), want.flatten(1))  # q = 0
 
 
 def test_hydra_configs_compose_and_reject_typos() -> None:
