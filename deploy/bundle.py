@@ -1,6 +1,7 @@
-"""A bundle folder: ``policy.onnx`` + ``contract.json`` + ``report.json`` from ``spine-export``.
+"""A bundle folder: ``policy.onnx`` + ``contract.json`` + ``report.json`` from ``spine-export``,
+plus ``high_level.onnx`` for hierarchical families.
 
-The contract is stored twice, in ``contract.json`` for people and in the ONNX file's
+The contract is stored in ``contract.json`` for people and in every ONNX file's
 ``metadata_props`` (key ``spine.contract``) for the runtime; loading checks that they agree.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from sim.contract import PolicyContract
 
 POLICY_FILE = "policy.onnx"
+HIGH_LEVEL_FILE = "high_level.onnx"
 CONTRACT_FILE = "contract.json"
 REPORT_FILE = "report.json"
 CONTRACT_KEY = "spine.contract"
@@ -31,6 +33,16 @@ class Bundle:
     def policy_path(self) -> Path:
         return self.path / POLICY_FILE
 
+    @property
+    def high_level_path(self) -> Path:
+        """The high-level graph (hierarchical contracts only)."""
+        return self.path / HIGH_LEVEL_FILE
+
+    @property
+    def graph_paths(self) -> list[Path]:
+        """Every ONNX file of the bundle."""
+        return [self.policy_path, *([self.high_level_path] if self.contract.hierarchical else [])]
+
 
 def load_bundle(path: Path | str) -> Bundle:
     """Read and cross-check a bundle; every error names the file at fault."""
@@ -40,11 +52,19 @@ def load_bundle(path: Path | str) -> Bundle:
         if not p.is_file():
             raise FileNotFoundError(f"bundle {path}: missing {p.name}")
     contract = PolicyContract.from_json(contract_path.read_text(), source=str(contract_path))
-    embedded = read_onnx_metadata(policy_path).get(CONTRACT_KEY)
-    if embedded is None:
-        raise ValueError(f"{policy_path}: no {CONTRACT_KEY!r} in metadata_props")
-    if PolicyContract.from_json(embedded, source=f"{policy_path} metadata") != contract:
-        raise ValueError(f"{policy_path}: embedded contract differs from {contract_path}")
+    graphs = [policy_path]
+    if contract.hierarchical:
+        graphs.append(path / HIGH_LEVEL_FILE)
+        if not graphs[-1].is_file():
+            raise FileNotFoundError(
+                f"bundle {path}: missing {HIGH_LEVEL_FILE} (the contract is hierarchical)"
+            )
+    for graph in graphs:
+        embedded = read_onnx_metadata(graph).get(CONTRACT_KEY)
+        if embedded is None:
+            raise ValueError(f"{graph}: no {CONTRACT_KEY!r} in metadata_props")
+        if PolicyContract.from_json(embedded, source=f"{graph} metadata") != contract:
+            raise ValueError(f"{graph}: embedded contract differs from {contract_path}")
     report_path = path / REPORT_FILE
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return Bundle(path=path, contract=contract, report=report)

@@ -52,7 +52,14 @@ class PolicyContract:
         high_level_hz: rate of a high-level policy, for hierarchical families.
         critic_hz: rate of the safety critic, when the bundle has one.
         chunk_length: actions per policy call (1 for single-step policies).
+        execute_steps: targets of each chunk executed before the next plan (receding
+            horizon; chunks are planned at ``policy_hz / execute_steps``).
         sampler_steps: denoising steps unrolled in the graph (0 when not generative).
+        high_level_inputs: inputs of the high-level graph (``high_level.onnx``; hierarchical
+            families only, empty otherwise), which runs at ``high_level_hz``.
+        high_level_outputs: its outputs; the first one feeds the low level's input of the
+            same name, held between high-level calls.
+        precision: weights of the graphs: ``"float32"``, or ``"int8"`` after dynamic quantization.
         opset: ONNX opset of the exported graph (``None`` before export).
         weights_sha256: hash of the weights the graph was built from.
         train_config: the resolved training config, for provenance.
@@ -67,7 +74,11 @@ class PolicyContract:
     high_level_hz: float | None = None
     critic_hz: float | None = None
     chunk_length: int = 1
+    execute_steps: int = 1
     sampler_steps: int = 0
+    high_level_inputs: tuple[TensorSpec, ...] = ()
+    high_level_outputs: tuple[TensorSpec, ...] = ()
+    precision: str = "float32"
     opset: int | None = None
     weights_sha256: str = ""
     train_config: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +107,8 @@ class PolicyContract:
             kw["task"] = TaskSpec.from_dict(data["task"])
             kw["inputs"] = tuple(_tensor(t) for t in data["inputs"])
             kw["outputs"] = tuple(_tensor(t) for t in data["outputs"])
+            for key in ("high_level_inputs", "high_level_outputs"):
+                kw[key] = tuple(_tensor(t) for t in data.get(key, ()))
             return cls(**kw)
         except KeyError as e:
             raise ValueError(f"{source}: missing contract field {e.args[0]!r}") from None
@@ -132,6 +145,45 @@ class PolicyContract:
         _same("action.unit", mine.action.unit, robot.action.unit)
         if not math.isclose(self.policy_hz, robot.control_hz, rel_tol=rtol):
             _same("policy_hz", self.policy_hz, robot.control_hz)
+        self.check_graphs(robot)
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether the bundle has a high-level graph next to the policy."""
+        return bool(self.high_level_inputs)
+
+    @property
+    def high_level_every(self) -> int:
+        """Control ticks between high-level calls (``policy_hz / high_level_hz``; 1 if flat)."""
+        if self.high_level_hz is None:
+            return 1
+        return max(1, round(self.policy_hz / self.high_level_hz))
+
+    def check_graphs(self, robot: TaskSpec) -> None:
+        """The graphs' tensors have the robot's dimensions and the rates fit together;
+        ``ContractMismatch`` names the tensor or the rate that does not."""
+        sizes = {"observation": robot.obs_size, "goal": robot.goal.size}
+        for group, tensors in (("inputs", self.inputs), ("high_level_inputs", self.high_level_inputs)):
+            for t in tensors:
+                if t.name in sizes:
+                    _same(f"{group}[{t.name}].shape[-1]", t.shape[-1], sizes[t.name])
+        if not self.outputs:
+            raise ContractMismatch("outputs", "no outputs", "a joint-target output")
+        out = self.outputs[0]
+        _same(f"outputs[{out.name}].shape[-1]", out.shape[-1], robot.n_joints)
+        if self.chunk_length > 1:
+            _same(f"chunk_length (outputs[{out.name}].shape[1])", self.chunk_length, out.shape[1])
+        if not 1 <= self.execute_steps <= self.chunk_length:
+            bound = f"1..{self.chunk_length} (chunk_length)"
+            raise ContractMismatch("execute_steps", self.execute_steps, bound)
+        if self.hierarchical:
+            if self.high_level_hz is None or self.high_level_hz <= 0:
+                raise ContractMismatch("high_level_hz", self.high_level_hz, "a positive rate")
+            ratio = self.policy_hz / self.high_level_hz
+            if not math.isclose(ratio, round(ratio), rel_tol=1e-6) or round(ratio) < 1:
+                raise ContractMismatch(
+                    "high_level_hz", self.high_level_hz, f"a divisor of policy_hz {self.policy_hz:g}"
+                )
 
 
 def _same(name: str, bundle_value: object, robot_value: object) -> None:
