@@ -1,94 +1,93 @@
-"""Deterministic safety stages applied to every command, in the design's order.
+"""The safety filter: every stage of the design's layering in one component, applied on
+every tick of the fast loop (500-1000 Hz) by the sim loop, the ROS safety node and replay.
 
-1. input guard: NaN/Inf or malformed state or command -> hold the last safe command
-2. watchdog: policy command older than ``watchdog_periods`` policy periods -> hold
-3. envelope: joint position limits (with margin) and a velocity envelope around the
-   measured position (the command must be reachable at ``v_max`` within one policy period)
-4. rate limit: the command moves at most ``v_max * tick_period`` per tick
+Per tick, in this order (``Stage`` bits report which ones changed the command):
 
-Invariant (tested with hypothesis): every command returned lies inside the position envelope
-and within the rate limit of the previous one, whatever the input. The learned critic and
-the e-stop (issue 6) slot in around these stages; they never replace them.
+1. input guard: non-finite or malformed command -> hold the last safe command; non-finite,
+   malformed, stale (``sensor_timeout``) or frozen joint state -> hold
+2. watchdog: policy command missing or older than ``watchdog_periods`` policy periods ->
+   hold; older than ``damp_periods`` -> damp (the command follows the measured position)
+3. learned critic (optional): if Q_risk(s, a) > threshold, the safest candidate instead
+   (scaled back toward hold, hold, stop, sampled recovery actions); see ``deploy.critic``
+4. envelope: joint position limits and a velocity envelope around the measured position,
+   CBF-style toward each limit (``cmd - q <= min(1, alpha T) (q_max - q)``); then the rate
+   limit (``max_step`` per tick) and the workspace box on the end effector of the command
+   (the step is shortened toward the last safe command until it is inside), with an optional
+   Cartesian rate limit on the end effector (``ee_speed_max``)
+5. e-stop: overrides stages 1-3: stop where the arm is (target = measured position), still
+   through the envelope and the rate limit
+
+Invariants (tested with hypothesis over arbitrary input sequences): every command is finite,
+inside ``[q_min, q_max]``, within ``max_step`` of the previous one, and, with a workspace
+box, its end effector is inside the box or no further outside than the previous one's.
+The learned critic can be wrong out of distribution, so the deterministic stages always run.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+import math
+from typing import Protocol
 
 import numpy as np
 
-from sim.spec import TaskSpec
+from deploy.safety_limits import SafetyLimits, Stage, TickReport
+
+__all__ = ["RiskCritic", "SafetyFilter", "SafetyLimits", "Stage", "TickReport"]
+
+_WORKSPACE_FRACTIONS = (0.5, 0.25, 0.0)  # step fractions tried when a command leaves the box
+_GUARD, _WATCHDOG, _ENVELOPE, _RATE = 1, 2, 4, 8  # Stage bits as plain ints (fast)
+_CRITIC, _WORKSPACE, _ESTOP, _DAMP = 16, 32, 64, 128
 
 
-class Stage(enum.IntFlag):
-    """Which stages changed the command on a tick (a bit set; ``NONE`` = passed through)."""
+class RiskCritic(Protocol):
+    """What the filter needs of a learned critic (``deploy.critic.CriticGuard`` is one)."""
 
-    NONE = 0
-    INPUT_GUARD = 1
-    WATCHDOG = 2
-    ENVELOPE = 4
-    RATE_LIMIT = 8
+    period_ticks: int  # re-evaluate an unchanged command every this many ticks
 
-    def names(self) -> list[str]:
-        return [s.name.lower() for s in Stage if s and s in self]
-
-
-@dataclass(frozen=True)
-class SafetyLimits:
-    """Limits the filter enforces; arrays are per joint, in command order.
-
-    Attributes:
-        q_min: lower position limit (rad), margin already applied.
-        q_max: upper position limit (rad), margin already applied.
-        v_max: velocity limit (rad/s), used by the envelope and the rate limit.
-        tick_period: time between filter ticks (s).
-        policy_period: time between policy commands (s).
-        watchdog_periods: a policy command older than this many policy periods is stale.
-    """
-
-    q_min: np.ndarray
-    q_max: np.ndarray
-    v_max: np.ndarray
-    tick_period: float
-    policy_period: float
-    watchdog_periods: float = 3.0
-
-    @classmethod
-    def from_spec(
-        cls,
-        spec: TaskSpec,
-        margin: float = 0.05,
-        tick_hz: float | None = None,
-        watchdog_periods: float = 3.0,
-    ) -> SafetyLimits:
-        """Limits of the robot in ``spec`` with ``margin`` (rad) inside each position limit."""
-        q_min = np.asarray(spec.joint_pos_min, dtype=np.float64) + margin
-        q_max = np.asarray(spec.joint_pos_max, dtype=np.float64) - margin
-        if np.any(q_min >= q_max):
-            raise ValueError(f"safety margin {margin} rad leaves no room inside the joint limits")
-        return cls(
-            q_min=q_min,
-            q_max=q_max,
-            v_max=np.asarray(spec.joint_vel_max, dtype=np.float64),
-            tick_period=1.0 / (tick_hz or spec.control_hz),
-            policy_period=1.0 / spec.control_hz,
-            watchdog_periods=watchdog_periods,
-        )
-
-    @property
-    def max_step(self) -> np.ndarray:
-        """Largest command change per tick (rad)."""
-        return self.v_max * self.tick_period
+    def evaluate(
+        self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray
+    ) -> tuple[np.ndarray, float, int]:
+        """(chosen command (n,) rad, Q_risk of ``action``, chosen candidate index)."""
+        ...
 
 
 class SafetyFilter:
-    """Stateful filter: ``reset`` once per episode, then ``__call__`` once per tick."""
+    """Stateful filter: ``reset`` once per episode, then ``tick`` (or ``__call__``) per tick.
 
-    def __init__(self, limits: SafetyLimits) -> None:
+    Args:
+        limits: what to enforce.
+        critic: a learned critic (stage 3), or None for the deterministic stages only.
+    """
+
+    def __init__(self, limits: SafetyLimits, critic: RiskCritic | None = None) -> None:
         self.limits = limits
+        self.critic = critic
         self.n = limits.q_min.size
         self.last: np.ndarray | None = None
+        lim = limits
+        self._reach = lim.v_max * lim.policy_period
+        self._max_step = lim.max_step
+        self._cbf = min(1.0, lim.cbf_alpha * lim.policy_period)
+        self._box = None
+        if lim.workspace_low is not None:
+            self._box = (tuple(lim.workspace_low), tuple(lim.workspace_high))
+        self._ee_step = None if lim.ee_speed_max is None else lim.ee_speed_max * lim.tick_period
+        self._cartesian = self._box is not None or self._ee_step is not None
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._q_bytes = b""
+        self._same_q = 0
+        self._prev_age = math.inf
+        self._ramp_from: np.ndarray | None = None
+        self._ramp_to: np.ndarray | None = None
+        self._raw = b""  # bytes of the latest live policy command
+        self._live = b""  # bytes of the policy command the critic last judged
+        self._critic_out: np.ndarray | None = None
+        self._since_critic = 0
+        self._risk, self._choice = math.nan, -1
+        self._ws_excess = 0.0
+        self._p_last = (0.0, 0.0, 0.0)
 
     def reset(self, joint_pos: np.ndarray) -> None:
         """Start from the measured position (clipped into the envelope); it must be finite."""
@@ -96,44 +95,161 @@ class SafetyFilter:
         if q.size != self.n or not np.all(np.isfinite(q)):
             raise ValueError(f"safety reset needs {self.n} finite joint positions, got {q}")
         self.last = np.clip(q, self.limits.q_min, self.limits.q_max)
+        self._reset_state()
+        if self._cartesian:
+            self._ws_excess = math.inf  # accept the start, whatever it is
+            _, self._p_last, self._ws_excess = self._cartesian_ok(self.last)
 
     def __call__(
         self, command: np.ndarray | None, joint_pos: np.ndarray, command_age: float
     ) -> tuple[np.ndarray, Stage]:
+        """One tick of the deterministic stages: ``(safe command, stages)``; see ``tick``."""
+        report = self.tick(command, joint_pos, command_age)
+        return report.command, report.stages
+
+    def tick(
+        self,
+        command: np.ndarray | None,
+        joint_pos: np.ndarray | None,
+        command_age: float,
+        *,
+        observation: np.ndarray | None = None,
+        estop: bool = False,
+        state_age: float = 0.0,
+    ) -> TickReport:
         """Filter one tick.
 
         Args:
-            command: the policy's joint targets (rad), or None when there is none yet.
-            joint_pos: measured joint positions (rad).
+            command: the policy's joint targets ``(n,)`` (rad), or None when there is none yet.
+            joint_pos: measured joint positions ``(n,)`` (rad), or None when missing.
             command_age: seconds since the policy produced ``command``.
+            observation: the policy's observation vector, for the critic (stage 3 is skipped
+                without it).
+            estop: the e-stop input; while True the arm stops where it is.
+            state_age: seconds since ``joint_pos`` was measured.
 
         Returns:
-            The safe command (a new array) and the stages that acted.
+            The report; ``report.command`` is a new array.
         """
         if self.last is None:
             raise RuntimeError("SafetyFilter used before reset()")
-        lim = self.limits
-        q = np.asarray(joint_pos, dtype=np.float64).reshape(-1)
-        stages = Stage.NONE
+        lim, last = self.limits, self.last
+        q = None if joint_pos is None else np.asarray(joint_pos, dtype=np.float64).reshape(-1)
+        state_ok = self._state_ok(q, state_age)
+        critic_ran = False
+        bits = 0 if state_ok else _GUARD  # plain ints here: IntFlag arithmetic is slow
+        if estop:
+            target, bits = (q if state_ok else last), bits | _ESTOP
+        else:
+            target, bits, live = self._command_target(command, command_age, q, state_ok, bits)
+            if live and self.critic is not None and observation is not None:
+                target, critic_ran = self._critic_stage(target, observation)
+                if self._choice > 0:
+                    bits |= _CRITIC
+        if state_ok:  # CBF-style envelope around q, then the hard position limits
+            up = np.minimum(self._cbf * (lim.q_max - q), self._reach)
+            down = np.minimum(self._cbf * (q - lim.q_min), self._reach)
+            bounded = np.minimum(np.maximum(target, q - down), q + up)
+            bounded = np.minimum(np.maximum(bounded, lim.q_min), lim.q_max)
+        else:
+            bounded = np.minimum(np.maximum(target, lim.q_min), lim.q_max)
+        if bounded.tobytes() != np.asarray(target, dtype=np.float64).tobytes():
+            bits |= _ENVELOPE
+        out = np.minimum(np.maximum(bounded, last - self._max_step), last + self._max_step)
+        if out.tobytes() != bounded.tobytes():
+            bits |= _RATE
+        if self._cartesian:
+            out, moved = self._workspace(out)
+            if moved:
+                bits |= _WORKSPACE
+        self.last = out
+        return TickReport(out.copy(), Stage(bits), self._risk, critic_ran, self._choice)
+
+    # --- stages ------------------------------------------------------------------------
+    def _state_ok(self, q: np.ndarray | None, state_age: float) -> bool:
+        """Input guard on the sensor: present, right size, finite, fresh, not frozen."""
+        fresh = state_age <= self.limits.sensor_timeout
+        if q is None or q.size != self.n or not fresh or not np.isfinite(q).all():
+            self._same_q = 0
+            return False
+        if self.limits.frozen_ticks <= 0:
+            return True
+        raw = q.tobytes()
+        self._same_q = self._same_q + 1 if raw == self._q_bytes else 0
+        self._q_bytes = raw
+        frozen = self._same_q >= self.limits.frozen_ticks
+        return not (frozen and float(np.max(np.abs(self.last - q))) > self.limits.frozen_tolerance)
+
+    def _command_target(
+        self, command: np.ndarray | None, age: float, q: np.ndarray | None, state_ok: bool, bits: int
+    ) -> tuple[np.ndarray, int, bool]:
+        """Input guard on the command and the watchdog: (target, stages, command is live)."""
+        lim, hold = self.limits, self.last
         if command is None:
-            cmd, stages = self.last.copy(), Stage.WATCHDOG
-        else:
-            cmd = np.asarray(command, dtype=np.float64).reshape(-1)
-            if cmd.size != self.n or not np.all(np.isfinite(cmd)):
-                cmd, stages = self.last.copy(), Stage.INPUT_GUARD
-            elif not command_age <= lim.watchdog_periods * lim.policy_period:
-                cmd, stages = self.last.copy(), Stage.WATCHDOG
-        state_ok = q.size == self.n and bool(np.all(np.isfinite(q)))
+            return hold, bits | _WATCHDOG, False
+        cmd = np.asarray(command, dtype=np.float64).reshape(-1)
+        if cmd.size != self.n or not np.isfinite(cmd).all():
+            return hold, bits | _GUARD, False
+        if not age <= lim.watchdog_periods * lim.policy_period:
+            if age > lim.damp_periods * lim.policy_period and state_ok:
+                return q, bits | _WATCHDOG | _DAMP, False
+            return hold, bits | _WATCHDOG, False
         if not state_ok:
-            cmd, stages = self.last.copy(), stages | Stage.INPUT_GUARD
-        else:
-            reach = lim.v_max * lim.policy_period
-            bounded = np.clip(np.clip(cmd, q - reach, q + reach), lim.q_min, lim.q_max)
-            if np.any(bounded != cmd):
-                stages |= Stage.ENVELOPE
-            cmd = bounded
-        limited = np.clip(cmd, self.last - lim.max_step, self.last + lim.max_step)
-        if np.any(limited != cmd):
-            stages |= Stage.RATE_LIMIT
-        self.last = limited
-        return limited.copy(), stages
+            return hold, bits, False
+        new = age < self._prev_age
+        self._prev_age = age
+        self._raw = cmd.tobytes()
+        if lim.interpolate:
+            if new:
+                self._ramp_from = hold.copy() if self._ramp_from is None else self._ramp_to
+                self._ramp_to = cmd.copy()
+            frac = min(1.0, max(0.0, age / lim.policy_period))
+            cmd = self._ramp_from + frac * (cmd - self._ramp_from)
+        return cmd, bits, True
+
+    def _critic_stage(self, target: np.ndarray, observation: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Stage 3: judge a new command at once, an unchanged one every ``period_ticks``."""
+        critic = self.critic
+        self._since_critic += 1
+        changed = self._raw != self._live
+        if changed or self._since_critic >= critic.period_ticks:
+            chosen, self._risk, self._choice = critic.evaluate(observation, target, self.last)
+            self._live, self._critic_out, self._since_critic = self._raw, chosen, 0
+            return chosen, True
+        return (self._critic_out if self._choice > 0 else target), False
+
+    def _cartesian_ok(self, cmd: np.ndarray) -> tuple[bool, tuple[float, float, float], float]:
+        """(acceptable, end-effector point (m), box excess (m)) of a command: inside the box
+        (or no further out than the last command) and within the Cartesian step."""
+        p = self.limits.chain.position(cmd)
+        excess = 0.0
+        if self._box is not None:
+            lo, hi = self._box
+            excess = sum(max(lo[i] - p[i], 0.0) + max(p[i] - hi[i], 0.0) for i in range(3))
+        ok = excess <= self._ws_excess + 1e-9
+        if ok and self._ee_step is not None:
+            ok = math.dist(p, self._p_last) <= self._ee_step
+        return ok, p, excess
+
+    def _workspace(self, out: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Shorten the step from ``last`` to ``out`` until its end effector is in the box (or
+        no further out than the last command's, if that one was out) and within the
+        Cartesian rate limit; a step of zero (the last command) is always acceptable."""
+        ok, p, excess = self._cartesian_ok(out)
+        if ok:
+            self._p_last, self._ws_excess = p, excess
+            return out, False
+        fracs = list(_WORKSPACE_FRACTIONS)
+        if self._ee_step is not None:
+            moved = math.dist(p, self._p_last)
+            if moved > self._ee_step:
+                fracs.insert(0, 0.95 * self._ee_step / moved)
+        for frac in fracs:
+            if frac <= 0.0:
+                return self.last.copy(), True
+            cand = self.last + frac * (out - self.last)
+            ok, p, excess = self._cartesian_ok(cand)
+            if ok:
+                self._p_last, self._ws_excess = p, excess
+                return cand, True
+        raise AssertionError("unreachable: the fractions end with 0")

@@ -1,0 +1,221 @@
+"""The safety filter's fast loop at 1 kHz, each configuration in its own process: tick lateness
+(p50/p99/p99.9), overrun fraction and work per tick, side by side with an empty loop.
+
+    .venv/bin/python benchmarks/safety_loop.py --critic runs/critic/reach_obstacles/critic.onnx \
+        --seconds 60 --hz 1000 --out runs/safety_loop
+
+Configurations: ``empty`` (the loop alone: the scheduling baseline), ``deterministic`` (all
+deterministic stages incl. the workspace box and Cartesian rate limit on arm7's kinematics)
+and ``critic`` (plus the learned critic, judging each new policy command at once and an
+unchanged one at the contract's ``critic_hz``). The loop sleeps to 200 µs before each
+deadline, then spins (``--spin-us``; ``--spin-us 1000`` never sleeps). The robot is a
+first-order joint model (no physics: the loop measures the filter); the policy's command
+changes every 40 ms (25 Hz). Lateness: wake-up time minus the deadline; an overrun: a tick
+whose work ended after the next deadline; a loop that falls behind skips the deadlines it
+missed (counted in ``skipped_deadlines``) rather than bursting to catch up. Work is the wall
+time of ``filter.tick``; its CPU time (``time.thread_time``) is reported next to it, which
+leaves out preemption by other processes on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPIN_S = 200e-6  # default: spin this long before each deadline instead of sleeping
+CONFIGS = ("empty", "deterministic", "critic")
+
+
+def child(
+    config: str, critic: str | None, seconds: float, hz: float, spin_s: float = SPIN_S
+) -> dict[str, Any]:
+    """Run one configuration's loop in this process; returns its raw figures."""
+    import sim
+    from deploy.critic import load_critic
+    from deploy.safety import SafetyFilter
+    from deploy.safety_sim import arm_limits
+    from sim.observation import build_observation
+
+    env = sim.make("reach_obstacles")
+    env.reset(seed=0)
+    spec, state = env.task_spec, env.state()
+    obs = build_observation(state, spec.observation)
+    limits = arm_limits(env, tick_hz=hz, floor=0.02, ee_speed_max=1.0, frozen_ticks=25)
+    guard = load_critic(critic, spec, tick_hz=hz) if config == "critic" else None
+    filt = SafetyFilter(limits, critic=guard)
+    q0 = state["joint_pos"].copy()
+    filt.reset(q0)
+    q = q0.copy()
+    period, n = 1.0 / hz, int(seconds * hz)
+    policy_every = max(1, round(hz / spec.control_hz))
+    rng = np.random.default_rng(0)
+    late = np.zeros(n)
+    work = np.zeros(n)
+    cpu = np.zeros(n)  # this thread's CPU time over the same span: work without preemption
+    critic_ran = np.zeros(n, dtype=bool)
+    cmd, cmd_tick = q0.copy(), 0
+    gain = 1.0 - np.exp(-period / 0.05)  # joints follow the command with a 50 ms time constant
+    start = time.perf_counter() + 0.05
+    skipped = 0
+    k = 0  # grid index of the next deadline
+    for i in range(n):
+        deadline = start + k * period
+        while (now := time.perf_counter()) < deadline - spin_s:
+            time.sleep(max(0.0, deadline - spin_s - now))
+        while (now := time.perf_counter()) < deadline:
+            pass
+        late[i] = now - deadline
+        if i % policy_every == 0:  # a new policy command (not counted as filter work)
+            cmd = q + rng.normal(0.0, 0.02, q.size)
+            cmd_tick = i
+        obs[:7] = q  # joint_pos field of the observation
+        c0, t0 = time.thread_time(), time.perf_counter()
+        if config != "empty":
+            report = filt.tick(cmd, q, (i - cmd_tick) * period, observation=obs)
+            critic_ran[i] = report.critic_ran
+            out = report.command
+        else:
+            out = cmd
+        work[i], cpu[i] = time.perf_counter() - t0, time.thread_time() - c0
+        q = q + gain * (out - q)
+        behind = int((time.perf_counter() - start) / period) - k  # grid deadlines already passed
+        skipped += max(0, behind - 1)
+        k += max(1, behind)  # a late loop skips the deadlines it missed instead of bursting
+    overrun = late + work > period
+    return {
+        "skipped_deadlines": skipped,
+        "config": config,
+        "ticks": n,
+        "hz": hz,
+        "late_us": (late * 1e6).tolist(),
+        "work_us": (work * 1e6).tolist(),
+        "cpu_us": (cpu * 1e6).tolist(),
+        "critic_ran": critic_ran.tolist(),
+        "overrun_fraction": float(overrun.mean()),
+    }
+
+
+def pct(x: np.ndarray) -> dict[str, float]:
+    if x.size == 0:
+        return {}
+    p = np.percentile(x, [50, 99, 99.9])
+    return {"p50": float(p[0]), "p99": float(p[1]), "p99.9": float(p[2]), "max": float(x.max())}
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, Any]:
+    late, work = np.asarray(raw["late_us"]), np.asarray(raw["work_us"])
+    ran = np.asarray(raw["critic_ran"])
+    return {
+        "config": raw["config"],
+        "ticks": raw["ticks"],
+        "lateness_us": pct(late),
+        "work_us": pct(work),
+        "work_cpu_us": pct(np.asarray(raw["cpu_us"])),
+        "work_us_critic_ticks": pct(work[ran]),
+        "critic_tick_fraction": float(ran.mean()),
+        "overrun_fraction": raw["overrun_fraction"],
+        "skipped_deadlines": raw["skipped_deadlines"],
+    }
+
+
+def plot(path: Path, raws: list[dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    bins = np.logspace(-1, 4, 80)
+    for r in raws:
+        a1.hist(np.maximum(r["late_us"], 0.1), bins=bins, histtype="step", label=r["config"])
+        if r["config"] != "empty":
+            a2.hist(np.maximum(r["work_us"], 0.1), bins=bins, histtype="step", label=r["config"])
+    a1.set(
+        xscale="log", yscale="log", xlabel="tick lateness (µs)", ylabel="ticks", title="1 kHz loop lateness"
+    )
+    a2.set(xscale="log", yscale="log", xlabel="work per tick (µs)", title="filter work per tick")
+    a2.axvline(100, color="k", ls="--", lw=1)
+    for a in (a1, a2):
+        a.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--critic", help="critic.onnx (without it: no critic configuration)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="loop duration per configuration")
+    ap.add_argument("--hz", type=float, default=1000.0, help="loop rate")
+    ap.add_argument("--out", type=Path, default=Path("runs/safety_loop"))
+    ap.add_argument(
+        "--spin-us",
+        type=float,
+        default=SPIN_S * 1e6,
+        help="busy-wait this long before each deadline "
+        "(>= the period: never sleep, a dedicated core's caches stay warm)",
+    )
+    ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        raw = child(args.child, args.critic, args.seconds, args.hz, args.spin_us * 1e-6)
+        Path(args.out).write_text(json.dumps(raw))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    raws = []
+    for config in CONFIGS:
+        if config == "critic" and not args.critic:
+            continue
+        raw_path = args.out / f"{config}.raw.json"
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            config,
+            "--seconds",
+            str(args.seconds),
+            "--hz",
+            str(args.hz),
+        ]
+        cmd += ["--out", str(raw_path)] + (["--critic", args.critic] if args.critic else [])
+        print(f"{config}: {args.seconds:g} s at {args.hz:g} Hz in its own process ...", flush=True)
+        subprocess.run(cmd, check=True)
+        raws.append(json.loads(raw_path.read_text()))
+        raw_path.unlink()
+    rows = [summarize(r) for r in raws]
+    base = rows[0]["lateness_us"]["p99"]
+    for r in rows:
+        r["lateness_p99_vs_empty"] = r["lateness_us"]["p99"] / base if base > 0 else None
+    (args.out / "safety_loop.json").write_text(json.dumps(rows, indent=2))
+    plot(args.out / "safety_loop.png", raws)
+    print(table(rows))
+    return 0
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the summarized configurations."""
+    lines = [
+        "| config | lateness p50/p99/p99.9 (µs) | overrun | work p50/p99/p99.9 (µs) | critic ticks "
+        "| work p99 on critic ticks (µs) | CPU time per tick p50/p99 (µs) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        la, w, wc = r["lateness_us"], r["work_us"], r["work_us_critic_ticks"]
+        lines.append(
+            f"| {r['config']} | {la['p50']:.0f} / {la['p99']:.0f} / {la['p99.9']:.0f} "
+            f"| {r['overrun_fraction']:.3%} | {w['p50']:.1f} / {w['p99']:.1f} / {w['p99.9']:.1f} "
+            f"| {r['critic_tick_fraction']:.1%} | {wc.get('p99', float('nan')):.1f} "
+            f"| {r['work_cpu_us']['p50']:.1f} / {r['work_cpu_us']['p99']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The learned safety critic at run time (onnxruntime, one thread, no torch).
+
+``critic.onnx`` (written by ``policies.critic_export``) judges the policy's command and its
+recovery candidates in ONE call and does the selection inside the graph; ``CriticGuard`` is
+what ``deploy.safety.SafetyFilter`` calls as its stage 3:
+
+    guard = load_critic("runs/critic/critic.onnx", robot_spec)   # refuses a mismatched contract
+    filt = SafetyFilter(limits, critic=guard)
+    report = filt.tick(command, q, age, observation=obs)          # report.risk, report.choice
+
+The filter judges a new policy command at once and an unchanged one every ``period_ticks``
+ticks (``critic_hz`` of the contract), and reports the latest risk on every tick.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from deploy.bundle import read_onnx_metadata
+from deploy.runtime import session_options
+from sim.contract import PolicyContract
+from sim.spec import TaskSpec
+
+CONTRACT_KEY = "spine.contract"
+CRITIC_KEY = "spine.critic"
+CANDIDATES = ("policy", "half", "quarter", "hold", "stop")  # then "sample<i>" recovery actions
+
+
+def candidate_name(index: int) -> str:
+    """Name of candidate ``index`` of the selection graph (-1: no critic)."""
+    if index < 0:
+        return "none"
+    return CANDIDATES[index] if index < len(CANDIDATES) else f"sample{index - len(CANDIDATES)}"
+
+
+class OnnxCritic:
+    """``critic.onnx`` in an onnxruntime session: ``run(obs, action, hold, threshold)``."""
+
+    def __init__(self, path: Path | str, robot: TaskSpec | None = None, threads: int = 1) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"critic {path}: no such file")
+        meta = read_onnx_metadata(path)
+        for key in (CONTRACT_KEY, CRITIC_KEY):
+            if key not in meta:
+                raise ValueError(f"{path}: no {key!r} in metadata_props (not a Spine critic graph)")
+        self.contract = PolicyContract.from_json(meta[CONTRACT_KEY], source=f"{path} metadata")
+        if self.contract.family != "safety_critic":
+            raise ValueError(f"{path}: contract family is {self.contract.family!r}, not 'safety_critic'")
+        if robot is not None:
+            self.contract.check_robot(robot)
+        self.settings = json.loads(meta[CRITIC_KEY])
+        self.session = ort.InferenceSession(
+            str(path), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self._in = {t.name: np.zeros(t.shape, dtype=np.float32) for t in self.contract.inputs}
+        self.k = int(self.settings["candidates"])
+
+    def run(
+        self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(risk of every candidate (K,), chosen joint targets (n,) float64, chosen index)."""
+        b = self._in
+        b["observation"][0] = observation
+        b["action"][0] = action
+        b["hold"][0] = hold
+        b["threshold"][0] = threshold
+        chosen, risk, choice = self.session.run(None, b)
+        return risk[0], chosen[0].astype(np.float64), int(choice[0])
+
+
+class CriticGuard:
+    """Stage 3 of the filter: the critic plus its threshold and evaluation period.
+
+    Args:
+        critic: the loaded graph.
+        threshold: risk above which a safer candidate is chosen (default: the graph's).
+        period_ticks: filter ticks between evaluations of an unchanged command.
+    """
+
+    def __init__(self, critic: OnnxCritic, threshold: float | None = None, period_ticks: int = 10) -> None:
+        self.critic = critic
+        self.threshold = float(critic.settings["threshold"] if threshold is None else threshold)
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"critic threshold must be in (0, 1], got {self.threshold}")
+        if period_ticks < 1:
+            raise ValueError(f"critic period_ticks must be >= 1, got {period_ticks}")
+        self.period_ticks = period_ticks
+        self.last_risks = np.full(critic.k, math.nan)
+
+    def evaluate(
+        self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray
+    ) -> tuple[np.ndarray, float, int]:
+        """(chosen command (n,) rad, risk of ``action``, chosen candidate index).
+
+        A non-finite observation (the filter's input guard has passed the command but the
+        critic's inputs are bad) keeps the action and reports NaN: the deterministic stages
+        still run.
+        """
+        if not np.all(np.isfinite(observation)):
+            return np.asarray(action, dtype=np.float64), math.nan, 0
+        risks, chosen, choice = self.critic.run(observation, action, hold, self.threshold)
+        self.last_risks = risks
+        return chosen, float(risks[0]), choice
+
+
+def load_critic(
+    path: Path | str, robot: TaskSpec, tick_hz: float | None = None, threshold: float | None = None
+) -> CriticGuard:
+    """Load ``critic.onnx`` for ``robot`` (contract checked, naming the field at fault); an
+    unchanged command is re-judged at the contract's ``critic_hz`` when ``tick_hz`` is given."""
+    critic = OnnxCritic(path, robot)
+    hz = critic.contract.critic_hz
+    period = max(1, round(tick_hz / hz)) if (tick_hz and hz) else 10
+    return CriticGuard(critic, threshold, period)

@@ -1,0 +1,127 @@
+"""The safety critic: Q_risk(s, a), the probability of a constraint violation within a horizon.
+
+Twin MLP critics trained by TD on the costs (Recovery RL, arXiv 2010.15920; Bresa, arXiv
+2503.21989), pessimistic over the twins:
+
+    target = c + (1 - c) * gamma * max(Q1'(s', a'), Q2'(s', a'))
+
+with ``a'`` the next action in the data, ``Q'`` Polyak-averaged target networks, and a
+binary cross-entropy loss (targets are probabilities). With ``gamma`` the horizon is about
+``1 / (1 - gamma)`` control steps. The observation normalizer and the action scaling live
+inside the module (buffers), so they are baked into the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.critic_data import CriticData
+from sim.spec import JOINT_POS, TaskSpec, field_offset
+
+DELTA_CLIP = 5.0  # action deltas beyond this many max_delta look the same to the critic
+
+
+@dataclass
+class CriticConfig:
+    """Network and TD settings of the safety critic."""
+
+    hidden: int = 128  # units per hidden layer
+    layers: int = 2  # hidden layers
+    gamma: float = 0.9  # risk discount per control step (horizon ~ 1 / (1 - gamma) steps)
+    lr: float = 1e-3  # Adam learning rate
+    tau: float = 0.02  # Polyak factor of the target networks per step
+    batch_size: int = 256  # transitions per gradient step
+    steps: int = 3000  # gradient steps
+    threshold: float = 0.5  # risk above which the filter looks for a safer candidate
+    samples: int = 16  # sampled recovery candidates in the exported selection graph
+    sample_scale: float = 1.0  # their spread, in action deltas (max_delta) around the position
+
+
+def mlp(n_in: int, hidden: int, layers: int) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(n_in if i == 0 else hidden, hidden), nn.ReLU()]
+    return nn.Sequential(*mods, nn.Linear(hidden, 1))
+
+
+class TwinRiskCritic(nn.Module):
+    """``forward(obs (B, D), act (B, n)) -> logits (B, 2)``; ``risk`` is the pessimistic
+    probability ``max(sigmoid)`` over the twins ``(B,)``."""
+
+    def __init__(self, spec: TaskSpec, config: CriticConfig) -> None:
+        super().__init__()
+        self.spec, self.config = spec, config
+        d, n = spec.obs_size, spec.n_joints
+        self.q_index = field_offset(spec.observation, JOINT_POS)
+        self.register_buffer("obs_mean", torch.zeros(d))
+        self.register_buffer("obs_std", torch.ones(d))
+        self.register_buffer("act_scale", torch.tensor(spec.action.max_delta, dtype=torch.float32))
+        self.register_buffer("fitted", torch.zeros(()))
+        self.q1 = mlp(d + n, config.hidden, config.layers)
+        self.q2 = mlp(d + n, config.hidden, config.layers)
+
+    def fit_normalizer(self, obs: np.ndarray) -> None:
+        self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
+        self.obs_std.copy_(torch.as_tensor(np.maximum(obs.std(0), 1e-3)))
+        self.fitted.fill_(1.0)
+
+    def features(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        q = obs[:, self.q_index : self.q_index + self.spec.n_joints]
+        delta = torch.clamp((act - q) / self.act_scale, -DELTA_CLIP, DELTA_CLIP)
+        return torch.cat([(obs - self.obs_mean) / self.obs_std, delta], dim=1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        x = self.features(obs, act)
+        return torch.cat([self.q1(x), self.q2(x)], dim=1)
+
+    def risk(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(obs, act)).amax(dim=1)
+
+
+def train_critic(
+    critic: TwinRiskCritic, data: CriticData, seed: int = 0, progress: bool = True
+) -> list[dict[str, float]]:
+    """TD training on ``data``; returns loss rows every 100 steps. Fits the normalizer first."""
+    from tqdm import tqdm
+
+    cfg = critic.config
+    torch.manual_seed(seed)
+    critic.fit_normalizer(data.obs)
+    target = copy.deepcopy(critic).requires_grad_(False)
+    opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
+    t = {k: torch.as_tensor(v) for k, v in vars(data).items()}
+    rng = np.random.default_rng(seed)
+    log = []
+    bce = nn.BCEWithLogitsLoss()
+    for step in tqdm(range(cfg.steps), desc="critic", unit="step", disable=not progress, mininterval=2.0):
+        idx = torch.as_tensor(rng.integers(0, len(data), cfg.batch_size))
+        obs, act, c = t["obs"][idx], t["act"][idx], t["cost"][idx]
+        with torch.no_grad():
+            nxt = torch.sigmoid(target(t["next_obs"][idx], t["next_act"][idx])).amax(dim=1)
+            y = c + (1.0 - c) * cfg.gamma * nxt
+        logits = critic(obs, act)
+        loss = bce(logits[:, 0], y) + bce(logits[:, 1], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for p, tp in zip(critic.parameters(), target.parameters(), strict=True):
+                tp.lerp_(p, cfg.tau)
+        if step % 100 == 0 or step == cfg.steps - 1:
+            log.append({"step": step, "loss": float(loss.detach()), "target_mean": float(y.mean())})
+    return log
+
+
+@torch.no_grad()
+def predict_risk(critic: TwinRiskCritic, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """Pessimistic risk ``(N,)`` for numpy inputs, in chunks."""
+    out = [
+        critic.risk(torch.as_tensor(obs[i : i + 4096]), torch.as_tensor(act[i : i + 4096])).numpy()
+        for i in range(0, len(obs), 4096)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

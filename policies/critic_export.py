@@ -1,0 +1,193 @@
+"""Critic checkpoints (safetensors + JSON) and their export to one ONNX selection graph.
+
+The graph (``critic.onnx``) does the whole of stage 3 of the safety filter in one call:
+
+    inputs   observation (1, D), action (1, n) rad, hold (1, n) rad, threshold (1,)
+    outputs  chosen (1, n)    the first candidate (in ``deploy.critic.CANDIDATES`` order) whose
+                              risk is <= threshold, else the least risky one
+             risk (1, K)      pessimistic Q_risk of each candidate
+             choice (1,)      its index (int64; 0 = the policy's action)
+
+Candidates: the action, the action scaled back to 1/2 and 1/4 of its step from the measured
+position, the hold command, the measured position (stop), and ``samples`` fixed recovery
+actions around the measured position (the argmin over sampled actions of Recovery RL).
+The contract (family ``safety_critic``) is in ``metadata_props`` as for policies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from policies.checkpoint import weights_sha256
+from policies.critic import CriticConfig, TwinRiskCritic
+from sim.contract import PolicyContract, TensorSpec
+from sim.spec import TaskSpec
+
+WEIGHTS, META = "critic.safetensors", "critic.json"
+CRITIC_FILE = "critic.onnx"
+CRITIC_KEY = "spine.critic"  # metadata_props key of the selection settings (JSON)
+CONTRACT_KEY = "spine.contract"
+N_FIXED = 5  # policy, half, quarter, hold, stop
+
+
+def recovery_offsets(spec: TaskSpec, config: CriticConfig, seed: int = 0) -> np.ndarray:
+    """``(samples, n)`` fixed joint offsets (rad) of the sampled recovery candidates."""
+    rng = np.random.default_rng(seed)
+    scale = config.sample_scale * np.asarray(spec.action.max_delta)
+    return (rng.uniform(-1.0, 1.0, (config.samples, spec.n_joints)) * scale).astype(np.float32)
+
+
+class CriticSelector(nn.Module):
+    """Export twin: candidates -> pessimistic risks -> selection, tensor-only."""
+
+    def __init__(self, critic: TwinRiskCritic, offsets: np.ndarray) -> None:
+        super().__init__()
+        self.critic = critic
+        self.register_buffer("offsets", torch.as_tensor(offsets))
+
+    def forward(
+        self, observation: torch.Tensor, action: torch.Tensor, hold: torch.Tensor, threshold: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i, n = self.critic.q_index, self.critic.spec.n_joints
+        q = observation[:, i : i + n]
+        step = action - q
+        cands = torch.cat([action, q + 0.5 * step, q + 0.25 * step, hold, q, q + self.offsets], dim=0)
+        obs = observation.expand(cands.shape[0], -1)
+        risk = torch.sigmoid(self.critic(obs, cands)).amax(dim=1)
+        ok = (risk <= threshold).to(torch.float32)
+        first_ok = torch.argmax(ok, dim=0)
+        idx = torch.where(ok.amax() > 0, first_ok, torch.argmin(risk, dim=0))
+        chosen = torch.index_select(cands, 0, idx.reshape(1))
+        return chosen, risk.reshape(1, -1), idx.reshape(1)
+
+
+def io_spec(spec: TaskSpec, k: int) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    n = spec.n_joints
+    inputs = (
+        TensorSpec("observation", (1, spec.obs_size), description="policy observation, task field order"),
+        TensorSpec("action", (1, n), description="joint targets to judge (rad)"),
+        TensorSpec("hold", (1, n), description="the filter's last safe command (rad)"),
+        TensorSpec("threshold", (1,), description="risk above which a safer candidate is chosen"),
+    )
+    outputs = (
+        TensorSpec("chosen", (1, n), description="selected joint targets (rad)"),
+        TensorSpec("risk", (1, k), description="pessimistic Q_risk per candidate"),
+        TensorSpec("choice", (1,), "int64", "selected candidate index (0: the action)"),
+    )
+    return inputs, outputs
+
+
+def save_critic(directory: Path, critic: TwinRiskCritic, extra: dict[str, Any]) -> Path:
+    """Write ``critic.safetensors`` + ``critic.json`` (spec, config, ``extra``) to ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, str(directory / WEIGHTS))
+    meta = {
+        "task": critic.spec.to_dict(),
+        "config": dataclasses.asdict(critic.config),
+        "weights_sha256": weights_sha256(critic),
+        **extra,
+    }
+    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return directory
+
+
+def load_critic_checkpoint(directory: Path) -> tuple[TwinRiskCritic, dict[str, Any]]:
+    """Rebuild a saved critic; errors name the file and the field. No code runs on load."""
+    meta_path, weights_path = directory / META, directory / WEIGHTS
+    for p in (meta_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"critic checkpoint {directory}: missing {p.name}")
+    meta = json.loads(meta_path.read_text())
+    for key in ("task", "config"):
+        if key not in meta:
+            raise ValueError(f"{meta_path}: missing field {key!r}")
+    try:
+        config = CriticConfig(**meta["config"])
+    except TypeError as e:
+        raise ValueError(f"{meta_path}: config does not fit CriticConfig: {e}") from None
+    critic = TwinRiskCritic(TaskSpec.from_dict(meta["task"]), config)
+    missing, unexpected = critic.load_state_dict(load_file(str(weights_path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights_path}: missing tensors {missing}, unexpected {unexpected}")
+    if meta.get("weights_sha256") and weights_sha256(critic) != meta["weights_sha256"]:
+        raise ValueError(f"{weights_path}: weights hash differs from {meta_path}")
+    return critic.eval(), meta
+
+
+def export_critic(
+    checkpoint: Path, out: Path, opset: int = 17, tolerance: float = 1e-4, samples: int = 256
+) -> dict[str, Any]:
+    """Export the critic in ``checkpoint`` to ``out`` (an ``.onnx`` path); returns a report with
+    the torch/onnxruntime parity error over random inputs. Refuses an unfitted normalizer."""
+    import onnx
+    import onnxruntime as ort
+
+    critic, meta = load_critic_checkpoint(checkpoint)
+    if float(critic.fitted) != 1.0:
+        raise ValueError(f"{checkpoint}: the critic's observation normalizer was never fitted")
+    spec, cfg = critic.spec, critic.config
+    selector = CriticSelector(critic, recovery_offsets(spec, cfg)).eval()
+    k = N_FIXED + cfg.samples
+    inputs, outputs = io_spec(spec, k)
+    dummy = tuple(torch.zeros(t.shape) for t in inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        selector,
+        dummy,
+        str(out),
+        input_names=[t.name for t in inputs],
+        output_names=[t.name for t in outputs],
+        opset_version=opset,
+        dynamo=False,
+    )
+    contract = PolicyContract(
+        family="safety_critic",
+        task=spec,
+        inputs=inputs,
+        outputs=outputs,
+        policy_hz=spec.control_hz,
+        critic_hz=meta.get("critic_hz"),
+        opset=opset,
+        weights_sha256=meta.get("weights_sha256", ""),
+        train_config=meta.get("train_config", {}),
+    )
+    settings = {"threshold": cfg.threshold, "gamma": cfg.gamma, "candidates": k, "samples": cfg.samples}
+    model = onnx.load(str(out))
+    onnx.helper.set_model_props(
+        model,
+        {CONTRACT_KEY: contract.to_json(), CRITIC_KEY: json.dumps(settings), "spine.family": "safety_critic"},
+    )
+    onnx.save(model, str(out))
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    mean, std = critic.obs_mean.numpy(), critic.obs_std.numpy()
+    err, agree = 0.0, 0
+    for _ in range(samples):
+        obs = (mean + 2.0 * std * rng.standard_normal(mean.size)).astype(np.float32)[None]
+        q = obs[:, critic.q_index : critic.q_index + spec.n_joints]
+        act = (q + rng.normal(0, 3, q.shape) * np.asarray(spec.action.max_delta)).astype(np.float32)
+        thr = np.array([rng.uniform(0.05, 0.95)], np.float32)
+        feed = {"observation": obs, "action": act, "hold": q.copy(), "threshold": thr}
+        with torch.no_grad():
+            ref = selector(*(torch.as_tensor(feed[t.name]) for t in inputs))
+        got = sess.run(None, feed)
+        err = max(err, float(np.max(np.abs(ref[1].numpy() - got[1]))))
+        agree += int(ref[2].item() == got[2][0])
+    report = {
+        "checkpoint": str(checkpoint),
+        "onnx": str(out),
+        "candidates": k,
+        "parity": {"samples": samples, "max_abs_risk_error": err, "choice_agreement": agree / samples},
+        **settings,
+    }
+    if not err <= tolerance:
+        raise ValueError(f"{out}: max |torch - onnxruntime| risk = {err:.3g} > {tolerance:g}")
+    return report

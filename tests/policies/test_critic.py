@@ -1,0 +1,132 @@
+"""The safety critic: TD target, tiny training on real sim data, calibration, checkpoint,
+export of the selection graph (torch vs onnxruntime) and the Hydra app's schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from policies.critic import CriticConfig, TwinRiskCritic, predict_risk, train_critic
+from policies.critic_app import CriticTrainConfig, run
+from policies.critic_data import ADVERSARIES, CriticData, CriticDataConfig, collect_critic_data
+from policies.critic_export import N_FIXED, export_critic, load_critic_checkpoint, save_critic
+from policies.critic_report import calibration
+
+torch.set_num_threads(1)
+TINY_DATA = CriticDataConfig(episodes=10, episode_steps=40, segment_min=5, segment_max=20, seed=0)
+TINY_CRITIC = CriticConfig(hidden=32, steps=300, samples=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("critic")
+    run(CriticTrainConfig(out=str(out), data=TINY_DATA, critic=TINY_CRITIC), progress=False)
+    return out
+
+
+def test_data_covers_violations_and_labels_the_horizon() -> None:
+    data = collect_critic_data("reach_obstacles", CriticDataConfig(episodes=6, episode_steps=30, seed=3))
+    assert len(data) == 180 and data.obs.shape == (180, 35) and data.act.shape == (180, 7)
+    assert set(np.unique(data.behavior)) - {0} <= set(range(1, len(ADVERSARIES) + 1))
+    assert data.cost.max() == 1.0  # adversarial segments do violate
+    label = data.violation_within(5)
+    for i in np.flatnonzero(data.cost):
+        ep = data.episode[i]
+        before = [j for j in range(i - 4, i + 1) if j >= 0 and data.episode[j] == ep]
+        assert np.all(label[before] == 1.0)
+    nxt = np.flatnonzero(data.episode[1:] == data.episode[:-1])
+    np.testing.assert_array_equal(data.next_act[nxt], data.act[nxt + 1])
+
+
+def test_td_target_propagates_risk_backwards_through_a_chain() -> None:
+    """A 3-step chain s0 -> s1 -> s2 with the cost on the last step: Q ~ gamma^2, gamma, 1."""
+    from sim import make
+
+    spec = make("reach").task_spec
+    d = spec.obs_size
+    obs = np.zeros((3, d), np.float32)
+    obs[:, 14] = [0.0, 1.0, 2.0]  # distinct states (an ee_pos coordinate)
+    act = obs[:, :7].copy()
+    data = CriticData(
+        obs=obs,
+        act=act,
+        cost=np.array([0, 0, 1], np.float32),
+        next_obs=np.roll(obs, -1, axis=0),
+        next_act=np.roll(act, -1, axis=0),
+        episode=np.zeros(3, np.int64),
+        behavior=np.zeros(3, np.int64),
+    )
+    data.next_obs[2], data.next_act[2] = obs[2], act[2]
+    cfg = CriticConfig(hidden=32, gamma=0.5, steps=600, batch_size=3, lr=5e-3, tau=0.1)
+    torch.manual_seed(0)
+    critic = TwinRiskCritic(spec, cfg)
+    train_critic(critic, data, progress=False)
+    risk = predict_risk(critic.eval(), obs, act)
+    np.testing.assert_allclose(risk, [0.25, 0.5, 1.0], atol=0.08)
+
+
+def test_calibration_table_of_a_perfect_and_a_useless_predictor() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20000)
+    y = (rng.uniform(0, 1, p.size) < p).astype(float)
+    good = calibration(p, y)
+    assert good["ece"] < 0.02 and good["auc"] > 0.7
+    flat = calibration(np.full(p.size, 0.9), y)
+    assert flat["ece"] > 0.3 and flat["auc"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_app_writes_checkpoint_calibration_and_onnx(tiny_run: Path) -> None:
+    report = json.loads((tiny_run / "report.json").read_text())
+    for f in (
+        "checkpoint/critic.safetensors",
+        "checkpoint/critic.json",
+        "checkpoint/calibration.png",
+        "checkpoint/calibration.json",
+        "critic.onnx",
+        "data.npz",
+    ):
+        assert (tiny_run / f).is_file(), f
+    assert report["transitions"] == 400 and 0 < report["violation_rate"] < 1
+    assert report["export"]["parity"]["max_abs_risk_error"] <= 1e-4
+    assert report["export"]["candidates"] == N_FIXED + TINY_CRITIC.samples
+    table = json.loads((tiny_run / "checkpoint/calibration.json").read_text())
+    assert sum(b["count"] for b in table["bins"]) == table["samples"] > 0
+
+
+def test_checkpoint_round_trip_and_clear_errors(tiny_run: Path, tmp_path: Path) -> None:
+    critic, meta = load_critic_checkpoint(tiny_run / "checkpoint")
+    assert meta["config"]["hidden"] == 32 and float(critic.fitted) == 1.0
+    bad = tmp_path / "bad"
+    save_critic(bad, critic, {})
+    text = json.loads((bad / "critic.json").read_text())
+    text["config"]["hiden"] = 3
+    (bad / "critic.json").write_text(json.dumps(text))
+    with pytest.raises(ValueError, match="hiden"):
+        load_critic_checkpoint(bad)
+    with pytest.raises(FileNotFoundError, match=r"missing critic\.json"):
+        load_critic_checkpoint(tmp_path)
+
+
+def test_export_refuses_an_unfitted_normalizer(tmp_path: Path) -> None:
+    from sim import make
+
+    save_critic(tmp_path / "ck", TwinRiskCritic(make("reach").task_spec, TINY_CRITIC), {})
+    with pytest.raises(ValueError, match="normalizer"):
+        export_critic(tmp_path / "ck", tmp_path / "critic.onnx")
+
+
+def test_hydra_schema_names_a_misspelt_field() -> None:
+    from hydra import compose, initialize_config_module
+
+    import policies.critic_app  # noqa: F401  (registers the schema)
+
+    with initialize_config_module(version_base=None, config_module="configs"):
+        cfg = compose("critic", overrides=["data.episodes=7", "critic.hidden=16"])
+        assert cfg.data.episodes == 7 and cfg.critic.hidden == 16
+        with pytest.raises(Exception, match="hiden"):
+            compose("critic", overrides=["critic.hiden=16"])
