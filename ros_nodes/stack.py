@@ -1,0 +1,165 @@
+"""``spine-stack``: the ROS 2 node set over Cyclone DDS on a machine without ROS.
+
+    spine-stack --params-file configs/ros/stack.yaml --out runs/stack [--domain-id 42] [-p episodes:=20]
+
+Starts the recorder, the sim robot, the safety node and the policy node as separate processes
+(the same set as ``launch/spine.launch.py``), waits for the sim robot to finish its episodes,
+stops the rest with SIGINT, and prints the success rate. Writes ``<out>/bag`` (MCAP),
+``<out>/sim_summary.json`` and each node's log ``<out>/<node>.log``. Loopback only unless
+``--network``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NODES = {
+    "recorder": "ros_nodes.recorder_node",
+    "sim_robot": "ros_nodes.sim_robot_node",
+    "safety": "ros_nodes.safety_node",
+    "policy": "ros_nodes.policy_node",
+}
+
+
+def loopback_uri() -> str:
+    """Cyclone DDS config: 127.0.0.1 only, unicast discovery (lo has no multicast)."""
+    return (
+        "<CycloneDDS><Domain id='any'><General><Interfaces><NetworkInterface address='127.0.0.1'/>"
+        "</Interfaces><AllowMulticast>false</AllowMulticast></General><Discovery>"
+        "<ParticipantIndex>auto</ParticipantIndex><MaxAutoParticipantIndex>60</MaxAutoParticipantIndex>"
+        "<Peers><Peer address='127.0.0.1'/></Peers></Discovery></Domain></CycloneDDS>"
+    )
+
+
+def node_env(domain_id: int, loopback: bool = True) -> dict[str, str]:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
+    if loopback:
+        env["CYCLONEDDS_URI"] = loopback_uri()
+    return env
+
+
+@dataclass
+class Stack:
+    """Running node processes (one per node) and where their logs go."""
+
+    out: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def start(self, node: str, args: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
+        log = self.out / f"{node}.log"
+        self.logs[node] = log
+        with log.open("w") as f:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", NODES[node], "--transport", "dds", *args],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        self.procs[node] = proc
+        return proc
+
+    def stop(self, node: str, timeout: float = 10.0) -> int | None:
+        """SIGINT (clean shutdown: files closed), then SIGKILL after ``timeout`` s."""
+        proc = self.procs[node]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for node in reversed(list(self.procs)):
+            self.stop(node)
+
+    def log(self, node: str) -> str:
+        return self.logs[node].read_text() if node in self.logs else ""
+
+
+def start_stack(
+    out: Path,
+    params_file: Path,
+    domain_id: int,
+    overrides: dict[str, Sequence[str]] | None = None,
+    nodes: Sequence[str] = tuple(NODES),
+    loopback: bool = True,
+) -> Stack:
+    """Start ``nodes`` (in order) with the parameter file and per-node ``-p`` overrides."""
+    out.mkdir(parents=True, exist_ok=True)
+    stack = Stack(out)
+    env = node_env(domain_id, loopback)
+    defaults = {
+        "recorder": [f"out:={out / 'bag'}"],
+        "sim_robot": [f"summary_path:={out / 'sim_summary.json'}"],
+    }
+    for node in nodes:
+        ps = [*defaults.get(node, []), *(overrides or {}).get(node, [])]
+        args = ["--ros-args", "--params-file", str(params_file)]
+        for p in ps:
+            args += ["-p", p]
+        stack.start(node, args, env)
+    return stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="spine-stack", description=__doc__.splitlines()[0])
+    ap.add_argument("--params-file", type=Path, default=Path("configs/ros/stack.yaml"))
+    ap.add_argument("--out", type=Path, default=Path("runs/stack"))
+    ap.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    ap.add_argument(
+        "-p", dest="sim_params", action="append", default=[], help="sim robot parameter name:=value"
+    )
+    ap.add_argument("--no-recorder", action="store_true", help="do not record a bag")
+    ap.add_argument("--network", action="store_true", help="use Cyclone's default interfaces, not loopback")
+    args = ap.parse_args(argv)
+    if (args.out / "bag").exists() and not args.no_recorder:
+        print(f"spine-stack: {args.out / 'bag'} exists; choose another --out", file=sys.stderr)
+        return 1
+    nodes = [n for n in NODES if not (n == "recorder" and args.no_recorder)]
+    stack = start_stack(
+        args.out, args.params_file, args.domain_id, {"sim_robot": args.sim_params}, nodes, not args.network
+    )
+    print(f"spine-stack: {', '.join(nodes)} on DDS domain {args.domain_id}; logs in {args.out}")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # stop the nodes cleanly on SIGTERM too
+    try:
+        sim = stack.procs["sim_robot"]
+        while sim.poll() is None:
+            failed = [n for n, p in stack.procs.items() if p.poll() not in (None, 0)]
+            if failed:
+                print(f"spine-stack: {failed[0]} exited:\n{stack.log(failed[0])}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        if sim.returncode != 0:
+            print(f"spine-stack: sim_robot exited:\n{stack.log('sim_robot')}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop_all()
+    summary_path = args.out / "sim_summary.json"
+    if summary_path.is_file():
+        s = json.loads(summary_path.read_text())
+        print(
+            f"spine-stack: success {s['success_rate']:.0%} over {s['episodes']} goals; bag {args.out / 'bag'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
