@@ -1,11 +1,16 @@
 """``spine-replay``: run a recorded log back through the same Controller, offline.
 
     spine-replay runs/run/log --bundle runs/bundle --out runs/replay [--goal X,Y,Z]
+    spine-replay robot.bag --bundle B --out O --mapping configs/replay/widowx200.yaml [--start S --end S]
 
+Without ``--mapping`` (Spine's own logs, or foreign logs with only ``/joint_states``):
 Reads ``/joint_states`` (matched by joint name), and when present ``/spine/goal``,
 ``/spine/ee_position``, ``/spine/command`` and ``/diagnostics`` (sample-and-hold at each joint
 state). Compares the replayed safe command with the logged one per joint, counts safety
 interventions, and writes ``report.json``, ``report.md`` and ``replay.png`` to ``--out``.
+
+With ``--mapping`` (any robot's log, topics and fields named by a YAML mapping): the offline
+evaluation of ``deploy.offline_eval``, resampled to the policy rate.
 """
 
 from __future__ import annotations
@@ -175,9 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, required=True, help="bundle folder written by spine-export")
     ap.add_argument("--out", type=Path, required=True, help="report folder")
     ap.add_argument("--goal", help="goal X,Y,Z (m) for logs without /spine/goal")
+    ap.add_argument("--mapping", type=Path, help="topic mapping YAML (configs/replay/) for a foreign log")
+    ap.add_argument("--start", type=float, default=0.0, help="with --mapping: window start (s)")
+    ap.add_argument("--end", type=float, default=None, help="with --mapping: window end (s)")
     args = ap.parse_args(argv)
     goal = np.array([float(v) for v in args.goal.split(",")]) if args.goal else None
     try:
+        if args.mapping is not None:
+            return _main_mapped(args, goal)
         r = replay(args.log, args.bundle, args.out, goal)
     except (FileNotFoundError, ValueError) as e:
         print(f"spine-replay: {e}", file=sys.stderr)
@@ -186,6 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"replayed {r['ticks']} ticks ({r['speed_vs_real_time']:.0f}x real time); max |command error| "
         f"{err:.2e} rad; interventions {r['interventions']}; report {args.out / 'report.md'}"
+    )
+    return 0
+
+
+def _main_mapped(args: argparse.Namespace, goal: np.ndarray | None) -> int:
+    from deploy.log_map import load_mapping
+    from deploy.offline_eval import evaluate_log
+
+    r = evaluate_log(args.log, args.bundle, load_mapping(args.mapping), args.out, args.start, args.end, goal)
+    maes = {k: round(v["mae"], 4) for k, v in r["command_error_rad"].items() if v["ticks"]}
+    print(
+        f"evaluated {r['ticks_replayed']} ticks ({r['speed_vs_real_time']:.0f}x real time); "
+        f"command MAE (rad) {maes}; veto rate {100 * r['veto_rate']:.1f} %; report {args.out / 'report.md'}"
     )
     return 0
 

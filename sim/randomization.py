@@ -42,6 +42,8 @@ class RandomizationConfig:
     The damping gain kv is left alone."""
     damping_scale: Range = (1.0, 1.0)
     """Factor on each dof's passive joint damping, per dof."""
+    frictionloss_scale: Range = (1.0, 1.0)
+    """Factor on each dof's dry joint friction ``dof_frictionloss``, per dof."""
     obs_noise_std: float = 0.0
     """Std of the Gaussian noise added to every observation field, in the field's units."""
     obs_noise_std_fields: dict[str, float] = field(default_factory=dict)
@@ -52,7 +54,14 @@ class RandomizationConfig:
     ``[low, high]`` per episode; the first ``k`` steps apply a hold action."""
 
     def __post_init__(self) -> None:
-        for name in ("mass_scale", "friction_scale", "kp_scale", "damping_scale", "action_latency"):
+        for name in (
+            "mass_scale",
+            "friction_scale",
+            "kp_scale",
+            "damping_scale",
+            "frictionloss_scale",
+            "action_latency",
+        ):
             value = tuple(getattr(self, name))
             if len(value) != 2 or value[0] > value[1] or value[0] < 0:
                 raise ValueError(f"RandomizationConfig.{name} must be (low, high), 0 <= low <= high: {value}")
@@ -100,6 +109,7 @@ class _Nominal:
         affine = model.actuator_biastype == int(mujoco.mjtBias.mjBIAS_AFFINE)
         self.servo = np.flatnonzero(affine & (self.bias == -self.gain) & (self.gain != 0))
         self.dof_damping = model.dof_damping.copy()
+        self.dof_frictionloss = model.dof_frictionloss.copy()
         self.names = {
             kind: [mujoco.mj_id2name(model, obj, i) or f"{kind}{i}" for i in range(count)]
             for kind, obj, count in (
@@ -173,13 +183,15 @@ class Randomized(gym.Wrapper):
 
     def parameters(self) -> dict[str, dict[str, float]]:
         """This episode's randomized values by kind and name: ``body_mass`` (kg),
-        ``geom_friction`` (sliding), ``actuator_gain``, ``dof_damping`` (N m s/rad)."""
+        ``geom_friction`` (sliding), ``actuator_gain``, ``dof_damping`` (N m s/rad),
+        ``dof_frictionloss`` (N m)."""
         m, names = self._model_data()[0], self._nominal.names
         return {
             "body_mass": dict(zip(names["body"], m.body_mass.tolist(), strict=True)),
             "geom_friction": dict(zip(names["geom"], m.geom_friction[:, 0].tolist(), strict=True)),
             "actuator_gain": dict(zip(names["actuator"], m.actuator_gainprm[:, 0].tolist(), strict=True)),
             "dof_damping": dict(zip(names["dof"], m.dof_damping.tolist(), strict=True)),
+            "dof_frictionloss": dict(zip(names["dof"], m.dof_frictionloss.tolist(), strict=True)),
         }
 
     def next_applied_action(self, action: np.ndarray) -> np.ndarray:
@@ -217,13 +229,16 @@ class Randomized(gym.Wrapper):
         actuator = rng.uniform(*cfg.kp_scale, model.nu)
         dof = rng.uniform(*cfg.damping_scale, model.nv)
         self.latency = int(rng.integers(cfg.action_latency[0], cfg.action_latency[1] + 1))
-        self.scales = {"body": body, "geom": geom, "actuator": actuator, "dof": dof}
+        # drawn last, so the streams of the older fields stay as they were for a given seed
+        loss = rng.uniform(*cfg.frictionloss_scale, model.nv)
+        self.scales = {"body": body, "geom": geom, "actuator": actuator, "dof": dof, "dof_frictionloss": loss}
         model.body_mass[:] = nom.body_mass * body
         model.body_inertia[:] = nom.body_inertia * body[:, None]
         model.geom_friction[:] = nom.geom_friction * geom[:, None]
         model.actuator_gainprm[:, 0] = nom.gain * actuator
         model.actuator_biasprm[nom.servo, 1] = nom.bias[nom.servo] * actuator[nom.servo]
         model.dof_damping[:] = nom.dof_damping * dof
+        model.dof_frictionloss[:] = nom.dof_frictionloss * loss
         mujoco.mj_setConst(model, data)  # masses changed: derived constants follow
 
     def _model_data(self) -> tuple[mujoco.MjModel, mujoco.MjData]:

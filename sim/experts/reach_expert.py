@@ -1,4 +1,9 @@
-"""Scripted reach expert: damped least-squares IK with a null-space pull toward HOME."""
+"""Scripted reach expert: damped least-squares IK with a null-space pull toward HOME.
+
+Any arm task with the reach state fields (``joint_pos``, ``ee_pos``, ``goal``), a physics with
+``ee_jacobian()``/``pos_min``/``pos_max`` and a ``config.max_delta`` can use it; its HOME is the
+env's ``home`` attribute when it has one (the WidowX), else arm7's.
+"""
 
 from __future__ import annotations
 
@@ -43,12 +48,12 @@ class ReachExpert:
         physics = env.unwrapped.physics
         self._physics = physics
         self._max_delta = env.unwrapped.config.max_delta
-        self._home = np.asarray(c.HOME)
+        self._home = np.asarray(getattr(env.unwrapped, "home", c.HOME), dtype=np.float64)
         self._low = physics.pos_min + limit_margin
         self._high = physics.pos_max - limit_margin
 
     def act(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Absolute joint-position targets ``(7,)`` (rad) from named raw state."""
+        """Absolute joint-position targets ``(n_joints,)`` (rad) from named raw state."""
         q = np.asarray(state[JOINT_POS.name], dtype=np.float64)
         goal = np.asarray(state[GOAL_FIELD.name], dtype=np.float64)
         err = goal - np.asarray(state[EE_POS.name], dtype=np.float64)
@@ -59,7 +64,7 @@ class ReachExpert:
         # J^+ = J^T (J J^T + lambda^2 I)^-1, damped near singularities.
         jjt = jac @ jac.T + self.damping**2 * np.eye(3)
         jac_pinv = jac.T @ np.linalg.inv(jjt)
-        null = np.eye(c.N_JOINTS) - jac_pinv @ jac
+        null = np.eye(q.size) - jac_pinv @ jac
         dq = jac_pinv @ err + null @ (self.null_gain * (self._home - q))
         dq = np.clip(dq, -self._max_delta, self._max_delta)
         return np.clip(q + dq, self._low, self._high)

@@ -88,6 +88,22 @@ def test_parameters_in_range_restored_and_resampled() -> None:
         previous = s["body"].copy()
 
 
+def test_frictionloss_scaled_from_nominal_each_episode() -> None:
+    """Dry joint friction (the WidowX has some; arm7 none) is nominal * factor, per dof."""
+    nominal = sim.make("widowx_reach").physics.model.dof_frictionloss.copy()
+    assert np.all(nominal > 0)
+    config = RandomizationConfig(frictionloss_scale=(0.05, 0.1))
+    env = Randomized(sim.make("widowx_reach"), config, seed=0)
+    for seed in (1, 2):
+        env.reset(seed=seed)
+        loss = env.scales["dof_frictionloss"]
+        assert np.all((0.05 <= loss) & (loss <= 0.1))
+        np.testing.assert_array_equal(env.physics.model.dof_frictionloss, nominal * loss)
+        assert env.parameters()["dof_frictionloss"] == dict(
+            zip(env.parameters()["dof_damping"], (nominal * loss).tolist(), strict=True)
+        )
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_latency_delays_actions_by_exactly_k_steps(k: int) -> None:
     env = Randomized(sim.make("reach"), RandomizationConfig(action_latency=(k, k)), seed=0)
@@ -171,7 +187,7 @@ def test_config_validation() -> None:
     assert RandomizationConfig.from_dict(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("name", ["none", "default"])
+@pytest.mark.parametrize("name", ["none", "default", "widowx200"])
 def test_hydra_configs_compose(name: str) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -184,6 +200,8 @@ def test_hydra_configs_compose(name: str) -> None:
             compose(config_name=f"randomization/{name}", overrides=["randomization.mass_scal=[1,2]"])
     if name == "none":
         assert cfg == RandomizationConfig()
-    else:
+    elif name == "default":
         assert cfg.mass_scale[0] < 1.0 < cfg.mass_scale[1]
-    Randomized(sim.make("reach"), cfg).reset(seed=0)
+    else:  # fitted to the real WidowX log: gain below nominal, friction far below
+        assert cfg.kp_scale[1] < 1.0 and cfg.frictionloss_scale[1] < 0.2
+    Randomized(sim.make("widowx_reach" if name == "widowx200" else "reach"), cfg).reset(seed=0)
