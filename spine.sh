@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Spine's front door. Sets up .venv (once, and again whenever pyproject.toml or
 # constraints.txt change), then runs what you ask for:
-#   ./spine.sh demo  [extra spine-train overrides]   collect -> train -> export -> run -> replay on reach
+#   ./spine.sh demo  [extra spine-train overrides]   collect -> train (+ safety critic) -> export -> run -> replay on reach
 #   ./spine.sh test  [pytest args]                  the whole test suite
 #   ./spine.sh setup                                 only the environment
 set -euo pipefail
@@ -46,10 +46,11 @@ setup() {
 demo() {
   local out="${SPINE_DEMO_DIR:-runs/demo}"
   local bin="$venv/bin"
-  rm -rf "$out"/{data,train,bundle,run,replay}
+  rm -rf "$out"/{data,train,critic,bundle,run,replay}
   "$bin/spine-collect" task=reach episodes=300 seed=0 out="$out/data"
   "$bin/spine-train" task=reach policy=gcbc dataset="$out/data/reach.npz" out="$out/train" "$@"
-  "$bin/spine-export" "$out/train/checkpoint" --out "$out/bundle"
+  "$bin/spine-train-critic" task=reach data.episodes=200 critic.steps=3000 out="$out/critic"
+  "$bin/spine-export" "$out/train/checkpoint" --out "$out/bundle" --critic "$out/critic/critic.onnx"
   "$bin/spine-run" "$out/bundle" --task reach --episodes 20 --seed 1000 --log "$out/run"
   "$bin/spine-replay" "$out/run/log" --bundle "$out/bundle" --out "$out/replay"
   "$bin/spine-summary" "$out"

@@ -6,11 +6,19 @@ and log replay alike, with no torch.
     command = ctrl.step(state)        # state: {"joint_pos": (7,), "joint_vel": (7,), ...}
 
 ``step`` is ``policy_tick`` (the policy, at the contract's rate) then ``safety_tick`` (the
-filter, which may run faster and holds the latest policy command in between).
+filter, which may run faster and holds the latest policy command in between). The policy is
+the bundle's graphs as one (``deploy.agents``): a chunked policy plans when its queue runs out,
+a hierarchical one runs its high level at ``high_level_hz``. A deadline monitor counts the ticks
+whose policy + filter time overran ``deadline_us`` (default: one policy period).
+
+The learned safety critic (``critic.onnx``, from ``spine-train-critic``) joins the filter when
+it is passed as ``critic=`` or lies in the bundle folder; its contract is checked against the
+robot like the policy's. Every tick then reports the critic's risk and whether it vetoed.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,13 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.agents import load_agent
 from deploy.bundle import Bundle, load_bundle
-from deploy.runtime import OnnxPolicy
-from deploy.safety import SafetyFilter, SafetyLimits, Stage
+from deploy.critic import CriticGuard, load_critic
+from deploy.deadline import DeadlineMonitor
+from deploy.safety import SafetyFilter, SafetyLimits, Stage, TickReport
 from sim.observation import ObservationError, build_observation, field_vector
 from sim.spec import JOINT_POS, TaskSpec
 
 State = Mapping[str, object]
+CRITIC_FILE = "critic.onnx"  # a critic in the bundle folder is used unless critic=False
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,10 @@ class TickInfo:
     policy_us: float  # policy inference time on this tick (µs; 0 if it did not run)
     filter_us: float  # safety filter time (µs)
     error: str = ""  # why the policy could not run on this tick, if it could not
+    late: bool = False  # policy + filter time overran the deadline on this tick
+    risk: float = math.nan  # critic's Q_risk of the policy command (NaN: no critic / not yet)
+    critic_ran: bool = False  # the critic was evaluated on this tick (else ``risk`` is held)
+    choice: int = -1  # critic's choice: 0 kept the policy command, > 0 a recovery, -1 no critic
 
 
 class Controller:
@@ -48,6 +63,13 @@ class Controller:
         robot: the robot's spec; the bundle's contract must match it (else ``ContractMismatch``).
         limits: safety limits; by default the robot's limits with a 0.05 rad margin.
         threads: onnxruntime threads (1 on a robot: predictable latency).
+        seed: seed of a chunked policy's noise generator (reproducible runs).
+        chunk_mode: chunked policies: ``"receding"`` (execute ``execute_steps`` targets, then
+            re-plan) or ``"ensemble"`` (temporal ensembling, a plan every ``ensemble_every`` ticks).
+        ensemble_every: ticks between plans in ``"ensemble"`` mode.
+        deadline_us: time budget of one tick's policy + filter work (µs; default: one period).
+        critic: the learned safety critic: a ``CriticGuard``, a ``critic.onnx`` path, None (use
+            the bundle folder's ``critic.onnx`` when there is one) or False (none).
     """
 
     def __init__(
@@ -56,22 +78,52 @@ class Controller:
         robot: TaskSpec,
         limits: SafetyLimits | None = None,
         threads: int = 1,
+        *,
+        seed: int = 0,
+        chunk_mode: str = "receding",
+        ensemble_every: int = 1,
+        deadline_us: float | None = None,
+        critic: CriticGuard | Path | str | bool | None = None,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.contract = self.bundle.contract
         self.contract.check_robot(robot)
         self.robot = robot
-        self.policy = OnnxPolicy(self.bundle.policy_path, self.contract, threads)
-        self.filter = SafetyFilter(limits or SafetyLimits.from_spec(robot))
+        self.policy = load_agent(self.bundle, threads, seed, chunk_mode, ensemble_every)
+        limits = limits or SafetyLimits.from_spec(robot)
+        self.critic = self._critic(critic, robot, 1.0 / limits.tick_period)
+        self.filter = SafetyFilter(limits, critic=self.critic)
+        self.last_report: TickReport | None = None
         self.policy_period = 1.0 / self.contract.policy_hz
+        self.deadline = DeadlineMonitor(deadline_us or self.policy_period * 1e6)
         self.ticks = 0
         self._command: np.ndarray | None = None
         self._command_time = -np.inf
         self._last_policy_time = -np.inf
 
+    def _critic(
+        self, critic: CriticGuard | Path | str | bool | None, robot: TaskSpec, tick_hz: float
+    ) -> CriticGuard | None:
+        if critic is False:
+            return None
+        if isinstance(critic, CriticGuard):
+            critic.critic.contract.check_robot(robot)
+            return critic
+        if critic is None or critic is True:
+            path = self.bundle.path / CRITIC_FILE
+            if not path.is_file():
+                if critic is True:
+                    raise FileNotFoundError(f"critic=True but {path} does not exist")
+                return None
+            critic = path
+        return load_critic(critic, robot, tick_hz=tick_hz)
+
     def reset(self, state: State) -> None:
         """Start an episode at the measured state (its joint positions must be finite)."""
         self.filter.reset(np.asarray(state[JOINT_POS], dtype=np.float64))
+        reset_policy = getattr(self.policy, "reset", None)  # stateful: chunk queue, held subgoal
+        if reset_policy is not None:
+            reset_policy()
         self.ticks = 0
         self._command = None
         self._command_time = -np.inf
@@ -107,8 +159,19 @@ class Controller:
         t0 = time.perf_counter_ns()
         q = state.get(JOINT_POS)
         q = np.full(self.robot.n_joints, np.nan) if q is None else np.asarray(q, dtype=np.float64)
-        command, stages = self.filter(self._command, q, now - self._command_time)
-        return command, stages, (time.perf_counter_ns() - t0) / 1e3
+        obs = self._critic_observation(state) if self.critic is not None else None
+        report = self.filter.tick(self._command, q, now - self._command_time, observation=obs)
+        self.last_report = report
+        return report.command, report.stages, (time.perf_counter_ns() - t0) / 1e3
+
+    def _critic_observation(self, state: State) -> np.ndarray | None:
+        """The critic's observation vector from ``state`` (None when it cannot be built: the
+        critic stage is then skipped and the deterministic stages still run)."""
+        assert self.critic is not None
+        try:
+            return build_observation(state, self.critic.critic.contract.task.observation)
+        except ObservationError:
+            return None
 
     def step_info(self, state: State, now: float | None = None) -> TickInfo:
         """One tick at time ``now`` (s; default: ticks x policy period), with its details."""
@@ -116,9 +179,14 @@ class Controller:
         ran = self.policy_due(now)
         policy_us, error = self.policy_tick(state, now) if ran else (0.0, "")
         command, stages, filter_us = self.safety_tick(state, now)
+        late = self.deadline.record(policy_us + filter_us)
         self.ticks += 1
         raw = None if self._command is None else self._command.copy()
-        return TickInfo(command, raw, stages, ran, policy_us, filter_us, error)
+        r = self.last_report
+        assert r is not None
+        return TickInfo(
+            command, raw, stages, ran, policy_us, filter_us, error, late, r.risk, r.critic_ran, r.choice
+        )
 
     def step(self, state: State, now: float | None = None) -> np.ndarray:
         """One tick; returns the safe joint command (rad)."""

@@ -36,22 +36,28 @@ def run(
     task_kwargs: dict[str, Any] | None = None,
     storage: str = "mcap",
     video: Path | None = None,
+    chunk_mode: str = "receding",
+    critic: Path | bool | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` closed-loop episodes in sim through the Controller; returns the summary.
 
     ``video``: also render the first episode (640x480, one frame per control step) to this
-    ``.mp4`` or ``.gif``.
+    ``.mp4`` or ``.gif``. ``chunk_mode``: how a chunked policy's chunks are executed
+    (``"receding"`` or ``"ensemble"``); its noise generator is seeded with ``seed``.
+    ``critic``: a ``critic.onnx`` for the safety filter; None uses the bundle's own when it has
+    one, False runs without a critic.
     """
     render = {"render_mode": "rgb_array"} if video else {}
     env = sim.make(task, **render, **(task_kwargs or {}))
     recorder = VideoWriter(video, env.task_spec.control_hz) if video else None
-    ctrl = Controller(bundle, env.task_spec)
+    ctrl = Controller(bundle, env.task_spec, seed=seed, chunk_mode=chunk_mode, critic=critic)
     log_dir.mkdir(parents=True, exist_ok=True)
     period_ns = round(1e9 / env.task_spec.control_hz)
     stamp, successes, distances = 0, 0, []
     stages: Counter[str] = Counter()
     costs: Counter[str] = Counter()
-    policy_us, filter_us = [], []
+    policy_us, filter_us, risks = [], [], []
+    critic_evals = vetoes = 0
     with RunLogWriter(log_dir / "log", env.task_spec.joint_names, storage) as writer:
         for ep in tqdm(range(episodes), desc=f"run {task}", unit="episode"):
             env.reset(seed=seed + ep)
@@ -72,6 +78,10 @@ def run(
                 if tick.policy_ran:
                     policy_us.append(tick.policy_us)
                 filter_us.append(tick.filter_us)
+                if tick.critic_ran:
+                    critic_evals += 1
+                    vetoes += tick.choice > 0
+                    risks.append(tick.risk)
                 if film:
                     film.append(render_frame(env))
             if film:
@@ -91,6 +101,16 @@ def run(
         "cost_steps": dict(costs),
         "policy_latency_us": percentiles(policy_us),
         "filter_latency_us": percentiles(filter_us),
+        "deadline": ctrl.deadline.summary(),
+        "critic": None
+        if ctrl.critic is None
+        else {
+            "evaluations": critic_evals,
+            "vetoes": vetoes,
+            "veto_rate": vetoes / max(critic_evals, 1),
+            "risk": percentiles([r for r in risks if np.isfinite(r)]),
+            "threshold": ctrl.critic.threshold,
+        },
         "log": str(log_dir / "log"),
         "storage": storage,
         "video": str(video) if video else None,
@@ -108,21 +128,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, required=True, help="output folder (log/ + summary.json)")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage")
     ap.add_argument("--video", type=Path, help="also render the first episode to this .mp4 or .gif")
+    ap.add_argument(
+        "--chunk-mode", choices=("receding", "ensemble"), default="receding", help="chunked policies"
+    )
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--critic", type=Path, help="critic.onnx for the filter (default: the bundle's own)")
+    group.add_argument("--no-critic", action="store_true", help="run without the learned critic")
     args = ap.parse_args(argv)
     if (args.log / "log").exists():
         print(f"spine-run: {args.log / 'log'} exists; choose another --log", file=sys.stderr)
         return 1
     try:
         s = run(
-            args.bundle, args.task, args.episodes, args.seed, args.log, storage=args.storage, video=args.video
-        )
+            args.bundle, args.task, args.episodes, args.seed, args.log,
+            storage=args.storage, video=args.video, chunk_mode=args.chunk_mode,
+            critic=False if args.no_critic else args.critic,
+        )  # fmt: skip
     except (FileNotFoundError, ValueError, KeyError, GLUnavailableError) as e:
         print(f"spine-run: {e}", file=sys.stderr)
         return 1
     lat = s["policy_latency_us"]
     print(
         f"success {s['success_rate']:.0%} over {s['episodes']} episodes; interventions "
-        f"{s['interventions']}; policy p50 {lat['p50']:.1f} us p99 {lat['p99']:.1f} us; log {s['log']}"
+        f"{s['interventions']}; policy p50 {lat['p50']:.1f} us p99 {lat['p99']:.1f} us; "
+        f"late ticks {s['deadline']['late']}/{s['deadline']['ticks']}; log {s['log']}"
     )
     return 0
 

@@ -65,6 +65,8 @@ class RunLogWriter:
             "policy_ran": int(info.policy_ran),
             "policy_us": f"{info.policy_us:.2f}",
             "filter_us": f"{info.filter_us:.2f}",
+            "risk": f"{info.risk:.4f}",  # critic's Q_risk (nan: no critic)
+            "critic_choice": info.choice,
         }
         level = 1 if info.stages else 0  # WARN when a stage changed the command
         message = ",".join(info.stages.names()) or "ok"

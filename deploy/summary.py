@@ -20,8 +20,13 @@ def summarize(root: Path) -> str:
     export = _read(root / "bundle" / "report.json")
     run = _read(root / "run" / "summary.json")
     replay = _read(root / "replay" / "report.json")
+    critic = _read(root / "critic" / "report.json")
     lat = run.get("policy_latency_us", {})
     err = replay.get("command_error_rad", {})
+    graphs = export.get("graphs", {"policy.onnx": export}).values()
+    errors = [g.get("parity", {}).get("max_abs_error", float("nan")) for g in graphs]
+    parity = max(errors, default=float("nan"))
+    cal, used = critic.get("calibration", {}), run.get("critic") or {}
     rows = [
         (
             "training",
@@ -30,7 +35,15 @@ def summarize(root: Path) -> str:
         ),
         (
             "ONNX parity",
-            f"max |torch - onnxruntime| = {export.get('parity', {}).get('max_abs_error', float('nan')):.2e}",
+            f"max |torch - onnxruntime| = {parity:.2e}",
+        ),
+        (
+            "safety critic",
+            f"held-out AUC {cal.get('auc', float('nan')):.2f}, ECE {cal.get('ece', float('nan')):.3f}; "
+            f"in the run: {used.get('evaluations', 0)} evaluations, {used.get('vetoes', 0)} vetoes, "
+            f"risk p99 {used.get('risk', {}).get('p99', float('nan')):.2f}"
+            if used
+            else "none in this run",
         ),
         (
             "run (Controller)",
@@ -48,7 +61,7 @@ def summarize(root: Path) -> str:
             f"{replay.get('ticks', '?')} ticks, max |command error| {err.get('max', float('nan')):.2e} rad, "
             f"{replay.get('speed_vs_real_time', float('nan')):.0f}x real time",
         ),
-        ("artifacts", f"{root}/ data/ train/ bundle/ run/log replay/report.md"),
+        ("artifacts", f"{root}/ data/ train/ critic/ bundle/ run/log replay/report.md"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(["", "Spine demo summary", "=" * 18] + [f"{k:<{width}}  {v}" for k, v in rows])
