@@ -9,6 +9,7 @@ and the e-stop (hold, overriding everything).
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from ruamel.yaml import YAML
 
 from deploy.controller import Controller
+from deploy.critic import CriticGuard
 from deploy.safety import SafetyFilter, SafetyLimits, Stage
 from sim.spec import JOINT_POS, TaskSpec
 
@@ -79,6 +81,8 @@ class SafetyRunner:
         hold_periods: policy periods to hold before damping.
         damping_s: damping target ``q - damping_s * qdot`` (s); with a PD position servo of
             gains (kp, kd) this adds damping ``kp * damping_s`` and no stiffness.
+        critic: the learned safety critic (stage 3 of the filter), judging tracked policy
+            commands when ``tick`` is given the critic's observation; None: no critic.
     """
 
     def __init__(
@@ -89,9 +93,13 @@ class SafetyRunner:
         stale_periods: float = 3.0,
         hold_periods: float = 12.5,
         damping_s: float = 0.05,
+        critic: CriticGuard | None = None,
     ) -> None:
         self.limits = SafetyLimits.from_spec(robot, tick_hz=rate_hz, watchdog_periods=stale_periods)
-        self.filter = SafetyFilter(self.limits)
+        self.critic = critic
+        self.filter = SafetyFilter(self.limits, critic=critic)
+        self.risk = math.nan  # the critic's latest Q_risk of the tracked command (NaN: none)
+        self.vetoes = 0  # ticks on which the critic replaced the policy command
         ticks_per_period = rate_hz / policy_hz
         self.stale_ticks = round(stale_periods * ticks_per_period)
         self.hold_ticks = round(hold_periods * ticks_per_period)
@@ -110,8 +118,11 @@ class SafetyRunner:
         self.command = np.asarray(command, dtype=np.float64)
         self.age_ticks = 0
 
-    def tick(self, q: np.ndarray, qd: np.ndarray) -> tuple[np.ndarray, Stage]:
-        """One safety tick at measured positions ``q`` (rad) and velocities ``qd`` (rad/s)."""
+    def tick(
+        self, q: np.ndarray, qd: np.ndarray, observation: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Stage]:
+        """One safety tick at measured positions ``q`` (rad) and velocities ``qd`` (rad/s);
+        ``observation``: the critic's input vector (without it the critic stage is skipped)."""
         self.age_ticks += 1
         if self.estop:
             self.mode = Mode.ESTOP
@@ -122,7 +133,10 @@ class SafetyRunner:
             return self.filter(None, q, 0.0)
         if self.age_ticks <= self.stale_ticks:
             self.mode = Mode.TRACK
-            return self.filter(self.command, q, 0.0)
+            report = self.filter.tick(self.command, q, 0.0, observation=observation)
+            self.risk = report.risk
+            self.vetoes += Stage.CRITIC in report.stages
+            return report.command, report.stages
         if self.age_ticks <= self.stale_ticks + self.hold_ticks:
             self.mode = Mode.HOLD
             return self.filter(None, q, 0.0)

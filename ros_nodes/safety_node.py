@@ -12,16 +12,20 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deploy import messages as m
 from deploy.bundle import load_bundle
+from deploy.controller import CRITIC_FILE
+from deploy.critic import load_critic
 from ros_nodes.control import Mode, SafetyRunner, load_robot
 from ros_nodes.node import Node, run_node
 from ros_nodes.port import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, QoS, Received, command_qos
 from ros_nodes.topics import BOOL, SAFETY_STATUS, TOPIC_ESTOP, JointOrder, diagnostic
+from sim.observation import ObservationError, build_observation
 
 
 @dataclass
@@ -50,6 +54,11 @@ class SafetyParams:
     stats_path: str = ""
     """If set, write per-tick timing (npz) here at exit, for benchmarks/stack_latency.py."""
     stats_max_ticks: int = 600_000
+    critic: str = ""
+    """The learned safety critic (critic.onnx; its contract must match the robot). Empty: the
+    bundle's own critic.onnx if it has one, else none. Needs the end effector on ``ee_topic``."""
+    ee_topic: str = m.TOPIC_EE
+    """End-effector position (geometry_msgs/PointStamped), part of the critic's observation."""
 
 
 class SafetyNode(Node):
@@ -66,7 +75,14 @@ class SafetyNode(Node):
             contract = load_bundle(p.bundle).contract
             contract.check_robot(robot)  # ContractMismatch names the field
             policy_hz = contract.policy_hz
-        self.runner = SafetyRunner(robot, policy_hz, p.rate_hz, p.stale_periods, p.hold_periods, p.damping_s)
+        critic_path = p.critic or (
+            str(Path(p.bundle) / CRITIC_FILE) if p.bundle and (Path(p.bundle) / CRITIC_FILE).is_file() else ""
+        )
+        critic = load_critic(critic_path, robot, tick_hz=p.rate_hz) if critic_path else None
+        self.runner = SafetyRunner(
+            robot, policy_hz, p.rate_hz, p.stale_periods, p.hold_periods, p.damping_s, critic
+        )
+        self.ee: np.ndarray | None = None
         self.order = JointOrder(robot.joint_names)
         self.q: np.ndarray | None = None
         self.qd = np.zeros(robot.n_joints)
@@ -79,6 +95,8 @@ class SafetyNode(Node):
         self.port.subscribe(p.joint_states_topic, m.JOINT_STATE, self._on_state, SENSOR_QOS)
         self.port.subscribe(p.policy_topic, m.FLOAT64_ARRAY, self._on_policy, QoS(depth=1))
         self.port.subscribe(p.estop_topic, BOOL, self._on_estop, LATCHED_QOS)
+        if critic is not None:
+            self.port.subscribe(p.ee_topic, m.POINT_STAMPED, self._on_ee, SENSOR_QOS)
         n = p.stats_max_ticks if p.stats_path else 0
         self.stats = {
             k: np.zeros(n, dtype=np.int64) for k in ("publish_ns", "state_ns", "late_ns", "work_ns")
@@ -94,6 +112,21 @@ class SafetyNode(Node):
         self.state_stamp_ns = m.stamp_ns(msg)
         if not self.runner.started and np.all(np.isfinite(self.q)):
             self.runner.reset(self.q)
+
+    def _on_ee(self, msg: Any, rx: Received) -> None:
+        self.ee = np.array([msg.point.x, msg.point.y, msg.point.z])
+
+    def _critic_observation(self) -> np.ndarray | None:
+        """The critic's observation from the latest joint state and end effector (None until
+        both have arrived, or when they do not build: the critic stage is then skipped)."""
+        critic = self.runner.critic
+        if critic is None or self.ee is None or self.q is None:
+            return None
+        state = {"joint_pos": self.q, "joint_vel": self.qd, "ee_pos": self.ee}
+        try:
+            return build_observation(state, critic.critic.contract.task.observation)
+        except ObservationError:
+            return None
 
     def _on_policy(self, msg: Any, rx: Received) -> None:
         self.runner.policy_command(np.asarray(msg.data, dtype=np.float64))
@@ -111,7 +144,7 @@ class SafetyNode(Node):
         t0 = time.perf_counter_ns()
         if not self.runner.started or self.q is None:
             return
-        cmd, stages = self.runner.tick(self.q, self.qd)
+        cmd, stages = self.runner.tick(self.q, self.qd, self._critic_observation())
         for name in stages.names():
             self.stage_counts[name] = self.stage_counts.get(name, 0) + 1
         publish_ns = self.port.now_ns()
@@ -139,6 +172,8 @@ class SafetyNode(Node):
             "stale_ticks": r.stale_ticks,
             "hold_ticks": r.hold_ticks,
             "estop": int(r.estop),
+            "risk": f"{r.risk:.4f}",  # critic's Q_risk of the tracked command (nan: no critic)
+            "critic_vetoes": r.vetoes,
             "estop_received_ns": self.estop_received_ns,
             **{f"stage_{k}": v for k, v in sorted(self.stage_counts.items())},
         }

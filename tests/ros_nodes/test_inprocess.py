@@ -115,3 +115,22 @@ def test_contract_mismatch_refuses_to_configure(tmp_path: Path) -> None:
         node = cls(InProcessBus().port(name, _params(name, robot=str(robot), bundle=str(BUNDLE))))
         with pytest.raises(ContractMismatch, match=r"joint_names\[3\].*'joint4'.*'elbow'"):
             node.configure()
+
+
+def test_safety_node_runs_the_bundles_critic(tmp_path: Path) -> None:
+    """A bundle that ships critic.onnx: the safety node loads it (contract-checked against the
+    robot) and judges tracked commands with it, reporting the risk in its diagnostics."""
+    import shutil
+
+    from tests.deploy.test_safety_critic import untrained_critic
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    shutil.copyfile(untrained_critic("reach", tmp_path / "critic"), bundle / "critic.onnx")
+    bus, nodes, probe = _stack(bundle)
+    bus.run_for(0.6)
+    runner = nodes["safety"].runner
+    assert runner.critic is not None and runner.mode == Mode.TRACK
+    assert 0.0 <= runner.risk <= 1.0
+    assert 0.0 <= float(probe.diags[-1]["risk"]) <= 1.0
+    assert 0 <= int(probe.diags[-1]["critic_vetoes"]) <= runner.vetoes  # diagnostics lag a tick or so
