@@ -71,7 +71,7 @@ def test_parameters_in_range_restored_and_resampled() -> None:
             values = s[key][1:] if key == "body" else s[key]
             assert np.all((lo <= values) & (values <= hi)), key
         assert s["body"][0] == 1.0
-        assert WIDE.action_latency[0] <= env.latency <= WIDE.action_latency[1]
+        assert env.latency in range(WIDE.action_latency[0], WIDE.action_latency[1] + 1)  # control steps
         # Always nominal * factor: never compounded over episodes.
         np.testing.assert_array_equal(model.body_mass, nominal.body_mass * s["body"])
         np.testing.assert_array_equal(model.body_inertia, nominal.body_inertia * s["body"][:, None])
