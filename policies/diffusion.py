@@ -41,6 +41,7 @@ from torch import nn
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.denoiser import ChunkDenoiser
 from policies.family import TrainContext
+from policies.goal_io import goal_env_tensors, goal_inputs
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
@@ -283,8 +284,7 @@ class DiffusionPolicy(nn.Module):
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Next joint targets ``(J,)`` (rad, float64); plans a chunk when the queue is empty."""
         if not self._queue:
-            o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
-            g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
+            o, g = goal_env_tensors(obs)
             noise = torch.randn(1, *self.delta_bound.shape)
             chunk = self(o, g, noise)[0].numpy().astype(np.float64)
             self._queue.extend(chunk[: self.config.execute_steps])
@@ -298,8 +298,7 @@ class DiffusionPolicy(nn.Module):
         """Graph inputs and outputs (batch of 1): the noise is an input, the chunk the output."""
         s, h = self.spec, self.config.horizon
         inputs = (
-            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
-            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
+            *goal_inputs(s),
             TensorSpec("noise", (1, h, s.n_joints), description="standard normal, one draw per chunk"),
         )
         desc = f"absolute joint targets (rad) for the next {h} steps, relative to q at planning time"

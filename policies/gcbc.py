@@ -8,7 +8,6 @@ of this module and end up inside the ONNX graph.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ from torch import nn
 
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import BatchSampler, TrainContext
+from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
@@ -113,9 +113,7 @@ class GCBCPolicy(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Joint targets (rad, float64) for one goal-env observation dict."""
-        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
-        g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
-        return self(o, g)[0].numpy().astype(np.float64)
+        return self(*goal_env_tensors(obs))[0].numpy().astype(np.float64)
 
     def _step(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.obs_norm(observation), self.goal_norm(goal)], dim=-1)
@@ -136,16 +134,8 @@ class GCBCPolicy(nn.Module):
 
     def export_module(self) -> nn.Module:
         """A tensor-only copy for ONNX export; fails if the normalizers were never fitted."""
-        self.obs_norm.check_fitted("obs_norm")
-        self.goal_norm.check_fitted("goal_norm")
-        return copy.deepcopy(self).eval()
+        return export_copy(self, ("obs_norm", self.obs_norm), ("goal_norm", self.goal_norm))
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1), for the contract and the export."""
-        s = self.spec
-        inputs = (
-            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
-            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
-        )
-        outputs = (TensorSpec("joint_target", (1, s.n_joints), description="absolute joint targets (rad)"),)
-        return inputs, outputs
+        return joint_target_io_spec(self.spec)

@@ -20,10 +20,18 @@ from torch import nn
 
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import TrainContext
+from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
-from policies.value import GoalValue, awr_weights, delta_target, relabel, soft_update, value_loss
+from policies.value import (
+    GoalValue,
+    OfflineValueTraining,
+    awr_weights,
+    delta_target,
+    relabel,
+    value_loss,
+)
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
@@ -57,7 +65,7 @@ class GCIVLConfig:
 
 
 @register_policy("gcivl", config=GCIVLConfig)
-class GCIVLPolicy(nn.Module):
+class GCIVLPolicy(OfflineValueTraining, nn.Module):
     """``(observation (B, obs), goal (B, g)) -> joint_target (B, n_joints)``, plus its value."""
 
     family = "gcivl"
@@ -87,22 +95,6 @@ class GCIVLPolicy(nn.Module):
         self._batch_size = ctx.batch_size
         params = [*self.value.parameters(), *self.actor.parameters()]
         self._opt = torch.optim.Adam(params, lr=self.config.lr)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {} if self._opt is None else {"policy": self._opt}
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return {}  # constant learning rate
-
-    def update(self, step: int) -> dict[str, float]:
-        """One Adam step on value + actor losses, then a Polyak step of the target value."""
-        assert self._opt is not None and self._data is not None, "call setup_training first"
-        loss, metrics = self.loss(self.sample_batch(self._data, self._batch_size))
-        self._opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._opt.step()
-        soft_update(self.target_value, self.value, self.config.target_tau)
-        return metrics
 
     def sample_batch(self, data: TrajectoryDataset, batch_size: int) -> dict[str, torch.Tensor]:
         """Transitions with relabelled value goals (and rewards, masks) and actor goals."""
@@ -148,9 +140,7 @@ class GCIVLPolicy(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Joint targets (float64, action units) for one goal-env observation dict."""
-        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
-        g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
-        return self(o, g)[0].numpy().astype(np.float64)
+        return self(*goal_env_tensors(obs))[0].numpy().astype(np.float64)
 
     def _step(self, obs_n: torch.Tensor, goal_n: torch.Tensor) -> torch.Tensor:
         """Normalized step in [-1, 1] from normalized inputs."""
@@ -165,19 +155,8 @@ class GCIVLPolicy(nn.Module):
 
     def export_module(self) -> nn.Module:
         """A tensor-only copy for ONNX export (the graph is ``forward``: actor + normalizers)."""
-        self.obs_norm.check_fitted("obs_norm")
-        self.goal_norm.check_fitted("goal_norm")
-        return copy.deepcopy(self).eval()
+        return export_copy(self, ("obs_norm", self.obs_norm), ("goal_norm", self.goal_norm))
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1), for the contract and the export."""
-        s = self.spec
-        inputs = (
-            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
-            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
-        )
-        unit = s.action.unit
-        outputs = (
-            TensorSpec("joint_target", (1, s.n_joints), description=f"absolute joint targets ({unit})"),
-        )
-        return inputs, outputs
+        return joint_target_io_spec(self.spec)

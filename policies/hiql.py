@@ -27,10 +27,19 @@ from torch import nn
 
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import TrainContext
+from policies.goal_io import goal_env_tensors, joint_target_output, observation_input
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
-from policies.value import GoalValue, awr_weights, delta_target, relabel, soft_update, unit_scale, value_loss
+from policies.value import (
+    GoalValue,
+    OfflineValueTraining,
+    awr_weights,
+    delta_target,
+    relabel,
+    unit_scale,
+    value_loss,
+)
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
@@ -71,7 +80,7 @@ class HIQLConfig:
 
 
 @register_policy("hiql", config=HIQLConfig)
-class HIQLPolicy(nn.Module):
+class HIQLPolicy(OfflineValueTraining, nn.Module):
     """Low level ``(observation (B, obs), subgoal_rep (B, rep)) -> joint_target (B, n_joints)``;
     high level ``high_level(observation, goal (B, g)) -> subgoal_rep (B, rep)``."""
 
@@ -106,22 +115,6 @@ class HIQLPolicy(nn.Module):
         self._batch_size = ctx.batch_size
         params = [*self.value.parameters(), *self.high_actor.parameters(), *self.low_actor.parameters()]
         self._opt = torch.optim.Adam(params, lr=self.config.lr)
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {} if self._opt is None else {"policy": self._opt}
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return {}  # constant learning rate
-
-    def update(self, step: int) -> dict[str, float]:
-        """One Adam step on the value and both policy losses, then a Polyak target step."""
-        assert self._opt is not None and self._data is not None, "call setup_training first"
-        loss, metrics = self.loss(self.sample_batch(self._data, self._batch_size))
-        self._opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._opt.step()
-        soft_update(self.target_value, self.value, self.config.target_tau)
-        return metrics
 
     def sample_batch(self, data: TrajectoryDataset, batch_size: int) -> dict[str, torch.Tensor]:
         """Transitions with relabelled value goals, k-step subgoals and high-level goals.
@@ -193,9 +186,8 @@ class HIQLPolicy(nn.Module):
         Runs the high level on the first call after ``reset`` and then every
         ``high_level_every`` calls, holding its subgoal in between; the low level every call.
         """
-        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
+        o, g = goal_env_tensors(obs)
         if self._subgoal is None or self._age >= self.config.high_level_every:
-            g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
             self._subgoal, self._age = self.high_level(o, g), 0
         self._age += 1
         return self(o, self._subgoal)[0].numpy().astype(np.float64)
@@ -226,18 +218,14 @@ class HIQLPolicy(nn.Module):
         """
         s, rep = self.spec, self.config.rep_dim
         inputs = (
-            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
+            observation_input(s),
             TensorSpec(
                 "subgoal_rep",
                 (1, rep),
                 description=f"high level's subgoal phi(w), length sqrt({rep}), held between its calls",
             ),
         )
-        unit = s.action.unit
-        outputs = (
-            TensorSpec("joint_target", (1, s.n_joints), description=f"absolute joint targets ({unit})"),
-        )
-        return inputs, outputs
+        return inputs, (joint_target_output(s),)
 
     def contract_fields(self) -> dict[str, float]:
         """Contract fields beyond ``io_spec``: the high level's rate (Hz)."""

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from policies.family import TrainContext
+from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
@@ -305,25 +306,15 @@ class SACHERPolicy(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Deterministic joint targets (rad, float64) for one goal-env observation dict."""
-        o = torch.as_tensor(obs["observation"], dtype=torch.float32)[None]
-        g = torch.as_tensor(obs["desired_goal"], dtype=torch.float32)[None]
-        return self(o, g)[0].numpy().astype(np.float64)
+        return self(*goal_env_tensors(obs))[0].numpy().astype(np.float64)
 
     def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return self.actor(observation, goal)
 
     def export_module(self) -> nn.Module:
         """The actor (normalizers inside) for ONNX export; fails if never fitted."""
-        self.obs_norm.check_fitted("obs_norm")
-        self.goal_norm.check_fitted("goal_norm")
-        return copy.deepcopy(self.actor).eval()
+        return export_copy(self.actor, ("obs_norm", self.obs_norm), ("goal_norm", self.goal_norm))
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1), for the contract and the export."""
-        s = self.spec
-        inputs = (
-            TensorSpec("observation", (1, s.obs_size), description="fields in task.observation order"),
-            TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"),
-        )
-        outputs = (TensorSpec("joint_target", (1, s.n_joints), description="absolute joint targets (rad)"),)
-        return inputs, outputs
+        return joint_target_io_spec(self.spec)

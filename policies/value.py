@@ -142,3 +142,32 @@ def delta_target(action: torch.Tensor, joint_pos: torch.Tensor, max_delta: torch
     """Absolute joint targets ``(B, n)`` as steps from ``joint_pos (B, n)`` in units of
     ``max_delta (n,)``, clipped to [-1, 1]: the space the policies' ``tanh`` outputs live in."""
     return ((action - joint_pos) / max_delta).clamp(-1.0, 1.0)
+
+
+class OfflineValueTraining:
+    """Training steps shared by the offline value families (GCIVL, HIQL): one Adam optimizer
+    over every loss (constant learning rate), then a Polyak step of the target value.
+
+    The family sets ``_opt``, ``_data`` and ``_batch_size`` in ``setup_training`` and
+    provides ``sample_batch``, ``loss``, ``value``, ``target_value`` and ``config.target_tau``.
+    """
+
+    _opt: torch.optim.Optimizer | None
+    _data: TrajectoryDataset | None
+    _batch_size: int
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {} if self._opt is None else {"policy": self._opt}
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {}  # constant learning rate
+
+    def update(self, step: int) -> dict[str, float]:
+        """One Adam step on all the family's losses, then a Polyak step of the target value."""
+        assert self._opt is not None and self._data is not None, "call setup_training first"
+        loss, metrics = self.loss(self.sample_batch(self._data, self._batch_size))  # type: ignore[attr-defined]
+        self._opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._opt.step()
+        soft_update(self.target_value, self.value, self.config.target_tau)  # type: ignore[attr-defined]
+        return metrics
