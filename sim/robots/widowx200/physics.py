@@ -1,98 +1,18 @@
-"""widowx200 physics: MjModel + MjData with state read and written by name (dm_control style)."""
+"""widowx200 physics: the shared servo-arm physics with the wx200's constants."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import mujoco
-import numpy as np
 
+from sim.robots.servo_arm import ServoArmPhysics
 from sim.robots.widowx200 import constants as c
 
 
-class WidowXPhysics:
-    """The wx200 model and its simulation state; indices are resolved from names once.
-
-    After ``set_joint_state`` and ``step`` derived quantities (site positions, Jacobians) are
-    consistent with the joint state. ``model`` is public: system identification and domain
-    randomization write its gains, damping and friction.
-    """
+class WidowXPhysics(ServoArmPhysics):
+    """The wx200 model and its simulation state (5 joints; see ``ServoArmPhysics``)."""
 
     def __init__(self, xml_path: Path = c.XML_PATH) -> None:
-        self.model = mujoco.MjModel.from_xml_path(str(xml_path))
-        self.data = mujoco.MjData(self.model)
-        m = self.model
-        joints = [m.joint(name) for name in c.JOINT_NAMES]
-        self.qpos_adr = np.array([j.qposadr[0] for j in joints])
-        self.dof_adr = np.array([j.dofadr[0] for j in joints])
-        self.act_id = np.array([m.actuator(name).id for name in c.ACTUATOR_NAMES])
-        self._ee_site = m.site(c.EE_SITE).id
-        self._goal_mocap = m.body(c.GOAL_MOCAP_BODY).mocapid[0]
-        self.pos_min = np.array([j.range[0] for j in joints])
-        self.pos_max = np.array([j.range[1] for j in joints])
-        self.ctrl_min = m.actuator_ctrlrange[self.act_id, 0].copy()
-        self.ctrl_max = m.actuator_ctrlrange[self.act_id, 1].copy()
-        self._jacp = np.zeros((3, m.nv))
+        super().__init__(mujoco.MjModel.from_xml_path(str(xml_path)), c)
         self.reset()
-
-    @property
-    def timestep(self) -> float:
-        """Physics step (s)."""
-        return float(self.model.opt.timestep)
-
-    def reset(self) -> None:
-        """Back to the model's defaults: joints at HOME, at rest, targets at HOME."""
-        mujoco.mj_resetData(self.model, self.data)
-        self.set_joint_state(np.asarray(c.HOME), np.zeros(c.N_JOINTS))
-        self.set_targets(np.asarray(c.HOME))
-
-    def joint_pos(self) -> np.ndarray:
-        """Joint positions ``(5,)`` (rad), in ``JOINT_NAMES`` order."""
-        return self.data.qpos[self.qpos_adr].copy()
-
-    def joint_vel(self) -> np.ndarray:
-        """Joint velocities ``(5,)`` (rad/s)."""
-        return self.data.qvel[self.dof_adr].copy()
-
-    def ee_pos(self) -> np.ndarray:
-        """End-effector site position ``(3,)`` in the world frame (m)."""
-        return self.data.site_xpos[self._ee_site].copy()
-
-    def ee_jacobian(self) -> np.ndarray:
-        """Positional Jacobian of the end-effector site ``(3, 5)`` (m/rad), joint order."""
-        mujoco.mj_jacSite(self.model, self.data, self._jacp, None, self._ee_site)
-        return self._jacp[:, self.dof_adr].copy()
-
-    def ee_vel(self) -> np.ndarray:
-        """Linear end-effector velocity ``(3,)`` in the world frame (m/s)."""
-        return self.ee_jacobian() @ self.joint_vel()
-
-    def targets(self) -> np.ndarray:
-        """Current servo position targets ``(5,)`` (rad)."""
-        return self.data.ctrl[self.act_id].copy()
-
-    def joint_limit_margin(self) -> np.ndarray:
-        """Distance of each joint to its nearest position limit ``(5,)`` (rad); < 0 beyond it."""
-        q = self.joint_pos()
-        return np.minimum(q - self.pos_min, self.pos_max - q)
-
-    def set_joint_state(self, q: np.ndarray, qd: np.ndarray) -> None:
-        """Teleport the joints to ``q`` (5,) rad with velocities ``qd`` (5,) rad/s."""
-        self.data.qpos[self.qpos_adr] = q
-        self.data.qvel[self.dof_adr] = qd
-        mujoco.mj_forward(self.model, self.data)
-
-    def set_targets(self, q_target: np.ndarray) -> np.ndarray:
-        """Set servo targets ``(5,)`` (rad), clipped to the servo ranges; returns them."""
-        target = np.clip(q_target, self.ctrl_min, self.ctrl_max)
-        self.data.ctrl[self.act_id] = target
-        return target
-
-    def set_goal_marker(self, pos: np.ndarray) -> None:
-        """Move the visual-only goal marker to ``pos`` (3,) in the world frame (m)."""
-        self.data.mocap_pos[self._goal_mocap] = pos
-
-    def step(self, n: int = 1) -> None:
-        """Advance ``n`` physics steps, then refresh derived quantities for the new state."""
-        mujoco.mj_step(self.model, self.data, nstep=n)
-        mujoco.mj_forward(self.model, self.data)
