@@ -39,6 +39,7 @@ def child(
     """Run one configuration's loop in this process; returns its raw figures."""
     import sim
     from deploy.critic import load_critic
+    from deploy.realtime import realtime_setup
     from deploy.safety import SafetyFilter
     from deploy.safety_sim import arm_limits
     from sim.observation import build_observation
@@ -62,6 +63,7 @@ def child(
     critic_ran = np.zeros(n, dtype=bool)
     cmd, cmd_tick = q0.copy(), 0
     gain = 1.0 - np.exp(-period / 0.05)  # joints follow the command with a 50 ms time constant
+    realtime_setup()
     start = time.perf_counter() + 0.05
     skipped = 0
     k = 0  # grid index of the next deadline

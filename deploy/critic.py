@@ -19,12 +19,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from deploy.bundle import read_onnx_metadata
-from deploy.runtime import session_options
+from deploy.runtime import OnnxGraph
 from sim.contract import PolicyContract
-from sim.spec import TaskSpec
+from sim.spec import JOINT_POS, TaskSpec, field_offset
 
 CONTRACT_KEY = "spine.contract"
 CRITIC_KEY = "spine.critic"
@@ -39,7 +38,8 @@ def candidate_name(index: int) -> str:
 
 
 class OnnxCritic:
-    """``critic.onnx`` in an onnxruntime session: ``run(obs, action, hold, threshold)``."""
+    """``critic.onnx`` in a one-thread onnxruntime session with bound buffers:
+    ``run(obs, action, hold, threshold)``."""
 
     def __init__(self, path: Path | str, robot: TaskSpec | None = None, threads: int = 1) -> None:
         path = Path(path)
@@ -55,23 +55,37 @@ class OnnxCritic:
         if robot is not None:
             self.contract.check_robot(robot)
         self.settings = json.loads(meta[CRITIC_KEY])
-        self.session = ort.InferenceSession(
-            str(path), session_options(threads), providers=["CPUExecutionProvider"]
-        )
-        self._in = {t.name: np.zeros(t.shape, dtype=np.float32) for t in self.contract.inputs}
+        if [t.name for t in self.contract.inputs] != ["observation", "anchors", "threshold"]:
+            raise ValueError(
+                f"{path}: critic inputs {[t.name for t in self.contract.inputs]} are an older graph "
+                "format; re-export it (spine-export --critic, or policies.critic_export.export_critic)"
+            )
+        self.graph = OnnxGraph(path, self.contract.inputs, self.contract.outputs, threads)
+        ins, outs = self.graph.inputs, self.graph.outputs
         self.k = int(self.settings["candidates"])
+        task = self.contract.task
+        start = field_offset(task.observation, JOINT_POS)
+        self._q = slice(start, start + task.n_joints)
+        self._obs = ins["observation"][0]
+        self._action, self._hold, self._pos = ins["anchors"]
+        self._thr = ins["threshold"]
+        self._chosen, self._risk, self._choice = outs["chosen"][0], outs["risk"][0], outs["choice"]
 
     def run(
         self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray, threshold: float
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """(risk of every candidate (K,), chosen joint targets (n,) float64, chosen index)."""
-        b = self._in
-        b["observation"][0] = observation
-        b["action"][0] = action
-        b["hold"][0] = hold
-        b["threshold"][0] = threshold
-        chosen, risk, choice = self.session.run(None, b)
-        return risk[0], chosen[0].astype(np.float64), int(choice[0])
+        """(risk of every candidate (K,), chosen joint targets (n,) float64, chosen index).
+
+        The measured position (the stop candidate and the origin of every step) is the
+        observation's ``joint_pos`` field, as in training.
+        """
+        self._obs[:] = observation
+        self._action[:] = action
+        self._hold[:] = hold
+        self._pos[:] = self._obs[self._q]
+        self._thr[0] = threshold
+        self.graph.run()
+        return self._risk.copy(), self._chosen.astype(np.float64), int(self._choice[0])
 
 
 class CriticGuard:
@@ -83,7 +97,7 @@ class CriticGuard:
         period_ticks: filter ticks between evaluations of an unchanged command.
     """
 
-    def __init__(self, critic: OnnxCritic, threshold: float | None = None, period_ticks: int = 10) -> None:
+    def __init__(self, critic: OnnxCritic, threshold: float | None = None, period_ticks: int = 1) -> None:
         self.critic = critic
         self.threshold = float(critic.settings["threshold"] if threshold is None else threshold)
         if not 0.0 < self.threshold <= 1.0:
@@ -102,7 +116,7 @@ class CriticGuard:
         critic's inputs are bad) keeps the action and reports NaN: the deterministic stages
         still run.
         """
-        if not np.all(np.isfinite(observation)):
+        if not math.isfinite(sum(observation.tolist())):
             return np.asarray(action, dtype=np.float64), math.nan, 0
         risks, chosen, choice = self.critic.run(observation, action, hold, self.threshold)
         self.last_risks = risks
@@ -116,5 +130,5 @@ def load_critic(
     unchanged command is re-judged at the contract's ``critic_hz`` when ``tick_hz`` is given."""
     critic = OnnxCritic(path, robot)
     hz = critic.contract.critic_hz
-    period = max(1, round(tick_hz / hz)) if (tick_hz and hz) else 10
+    period = max(1, round(tick_hz / hz)) if (tick_hz and hz) else 1
     return CriticGuard(critic, threshold, period)

@@ -28,7 +28,7 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
 
 
 class OnnxGraph:
-    """One ONNX graph with bound float32 buffers for its inputs and outputs.
+    """One ONNX graph with bound buffers (the contract's dtypes) for its inputs and outputs.
 
     Args:
         path: the ``.onnx`` file.
@@ -57,13 +57,13 @@ class OnnxGraph:
             raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
         _check_tensors(self.path, "input", self.session.get_inputs(), inputs)
         _check_tensors(self.path, "output", self.session.get_outputs(), outputs)
-        self.inputs = {s.name: np.zeros(s.shape, dtype=np.float32) for s in inputs}
-        self.outputs = {s.name: np.zeros(s.shape, dtype=np.float32) for s in outputs}
+        self.inputs = {s.name: np.zeros(s.shape, dtype=s.dtype) for s in inputs}
+        self.outputs = {s.name: np.zeros(s.shape, dtype=s.dtype) for s in outputs}
         self.binding = self.session.io_binding()
         for name, buf in self.inputs.items():
             self.binding.bind_cpu_input(name, buf)
         for name, buf in self.outputs.items():
-            self.binding.bind_output(name, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
+            self.binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
         self.first_output = self.outputs[outputs[0].name]
 
     def run(self) -> None:
@@ -102,6 +102,9 @@ class OnnxPolicy(OnnxGraph):
         return self.first_output[0].copy()
 
 
+_ORT_TYPES = {"float32": "tensor(float)", "int64": "tensor(int64)"}
+
+
 def _check_tensors(path: Path, kind: str, graph: list, contract: tuple[TensorSpec, ...]) -> None:
     """The graph's inputs or outputs have the contract's names, order and shapes."""
     names = [t.name for t in graph]
@@ -112,5 +115,5 @@ def _check_tensors(path: Path, kind: str, graph: list, contract: tuple[TensorSpe
             raise ValueError(
                 f"{path}: {kind} {spec.name!r} has shape {tuple(g.shape)}, contract says {spec.shape}"
             )
-        if g.type != "tensor(float)":
+        if g.type != _ORT_TYPES.get(spec.dtype):
             raise ValueError(f"{path}: {kind} {spec.name!r} is {g.type}, contract says {spec.dtype}")

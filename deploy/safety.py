@@ -37,6 +37,14 @@ __all__ = ["RiskCritic", "SafetyFilter", "SafetyLimits", "Stage", "TickReport"]
 _WORKSPACE_FRACTIONS = (0.5, 0.25, 0.0)  # step fractions tried when a command leaves the box
 _GUARD, _WATCHDOG, _ENVELOPE, _RATE = 1, 2, 4, 8  # Stage bits as plain ints (fast)
 _CRITIC, _WORKSPACE, _ESTOP, _DAMP = 16, 32, 64, 128
+_STAGES = {bits: Stage(bits) for bits in range(256)}  # Stage(bits) is slow to construct
+
+
+def finite(x: np.ndarray) -> bool:
+    """Every entry of a small float vector is finite (the sum of plain floats: ~0.3 µs, five
+    times less than ``np.isfinite(x).all()``; a sum that overflows, from entries near 1e308,
+    counts as not finite too)."""
+    return math.isfinite(sum(x.tolist()))
 
 
 class RiskCritic(Protocol):
@@ -163,13 +171,13 @@ class SafetyFilter:
             if moved:
                 bits |= _WORKSPACE
         self.last = out
-        return TickReport(out.copy(), Stage(bits), self._risk, critic_ran, self._choice)
+        return TickReport(out.copy(), _STAGES[bits], self._risk, critic_ran, self._choice)
 
     # --- stages ------------------------------------------------------------------------
     def _state_ok(self, q: np.ndarray | None, state_age: float) -> bool:
         """Input guard on the sensor: present, right size, finite, fresh, not frozen."""
         fresh = state_age <= self.limits.sensor_timeout
-        if q is None or q.size != self.n or not fresh or not np.isfinite(q).all():
+        if q is None or q.size != self.n or not fresh or not finite(q):
             self._same_q = 0
             return False
         if self.limits.frozen_ticks <= 0:
@@ -188,7 +196,7 @@ class SafetyFilter:
         if command is None:
             return hold, bits | _WATCHDOG, False
         cmd = np.asarray(command, dtype=np.float64).reshape(-1)
-        if cmd.size != self.n or not np.isfinite(cmd).all():
+        if cmd.size != self.n or not finite(cmd):
             return hold, bits | _GUARD, False
         if not age <= lim.watchdog_periods * lim.policy_period:
             if age > lim.damp_periods * lim.policy_period and state_ok:
@@ -224,8 +232,13 @@ class SafetyFilter:
         p = self.limits.chain.position(cmd)
         excess = 0.0
         if self._box is not None:
-            lo, hi = self._box
-            excess = sum(max(lo[i] - p[i], 0.0) + max(p[i] - hi[i], 0.0) for i in range(3))
+            (lx, ly, lz), (hx, hy, hz) = self._box
+            x, y, z = p
+            excess = (
+                (lx - x if x < lx else x - hx if x > hx else 0.0)
+                + (ly - y if y < ly else y - hy if y > hy else 0.0)
+                + (lz - z if z < lz else z - hz if z > hz else 0.0)
+            )
         ok = excess <= self._ws_excess + 1e-9
         if ok and self._ee_step is not None:
             ok = math.dist(p, self._p_last) <= self._ee_step

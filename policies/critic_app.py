@@ -41,7 +41,7 @@ class CriticTrainConfig:
     dataset: str = ""  # reuse this data.npz instead of collecting ("" collects)
     seed: int = 0  # seeds data sampling, the networks and the split
     val_fraction: float = 0.2  # held-out episodes for calibration
-    critic_hz: float = 100.0  # rate the filter re-judges an unchanged command (contract field)
+    critic_hz: float = 1000.0  # rate the filter judges the command (contract field; >= tick rate: every tick)
     torch_threads: int = 1  # torch intra-op threads
     export: bool = True  # also write critic.onnx
     data: CriticDataConfig = field(default_factory=CriticDataConfig)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from deploy.realtime import realtime_setup
 from ros_nodes.params import ParameterError, ParameterStore, load_params
 from ros_nodes.port import Port, Timer
 
@@ -92,6 +93,7 @@ def run_node(cls: type[Node], argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop())
     try:
         node.activate()
+        realtime_setup()  # everything is loaded: keep the collector off the long-lived objects
         port.spin(until=lambda: node.done)
     finally:
         node.deactivate()

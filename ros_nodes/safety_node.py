@@ -21,6 +21,7 @@ from deploy import messages as m
 from deploy.bundle import load_bundle
 from deploy.controller import CRITIC_FILE
 from deploy.critic import load_critic
+from deploy.safety_limits import Stage
 from ros_nodes.control import Mode, SafetyRunner, load_robot
 from ros_nodes.node import Node, run_node
 from ros_nodes.port import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, QoS, Received, command_qos
@@ -89,7 +90,7 @@ class SafetyNode(Node):
         self.state_stamp_ns = 0
         self.estop_received_ns = 0
         self.last_mode: Mode | None = None
-        self.stage_counts: dict[str, int] = {}
+        self.stage_ticks: dict[int, int] = {}  # Stage bit set -> ticks (names at diagnostics)
         self.cmd_pub = self.port.publisher(p.command_topic, m.FLOAT64_ARRAY, command_qos(1.0 / p.rate_hz))
         self.diag_pub = self.port.publisher(m.TOPIC_DIAGNOSTICS, m.DIAGNOSTICS, RELIABLE_QOS)
         self.port.subscribe(p.joint_states_topic, m.JOINT_STATE, self._on_state, SENSOR_QOS)
@@ -145,8 +146,8 @@ class SafetyNode(Node):
         if not self.runner.started or self.q is None:
             return
         cmd, stages = self.runner.tick(self.q, self.qd, self._critic_observation())
-        for name in stages.names():
-            self.stage_counts[name] = self.stage_counts.get(name, 0) + 1
+        bits = int(stages)
+        self.stage_ticks[bits] = self.stage_ticks.get(bits, 0) + 1
         publish_ns = self.port.now_ns()
         self.cmd_pub.publish(m.float64_array(cmd))
         if self.runner.mode != self.last_mode:
@@ -159,6 +160,14 @@ class SafetyNode(Node):
             self.stats["late_ns"][i] = getattr(self.tick_timer, "last_lateness_ns", 0)
             self.stats["work_ns"][i] = time.perf_counter_ns() - t0
             self.n_stats += 1
+
+    def stage_counts(self) -> dict[str, int]:
+        """Ticks on which each stage changed the command, by stage name."""
+        counts: dict[str, int] = {}
+        for bits, ticks in self.stage_ticks.items():
+            for name in Stage(bits).names():
+                counts[name] = counts.get(name, 0) + ticks
+        return counts
 
     def _diagnose(self) -> None:
         r = self.runner
@@ -175,7 +184,7 @@ class SafetyNode(Node):
             "risk": f"{r.risk:.4f}",  # critic's Q_risk of the tracked command (nan: no critic)
             "critic_vetoes": r.vetoes,
             "estop_received_ns": self.estop_received_ns,
-            **{f"stage_{k}": v for k, v in sorted(self.stage_counts.items())},
+            **{f"stage_{k}": v for k, v in sorted(self.stage_counts().items())},
         }
         self.diag_pub.publish(diagnostic(self.port, SAFETY_STATUS, level, mode, values))
 

@@ -61,6 +61,25 @@ def test_critic_refuses_another_robot_naming_the_field(critic_path: Path) -> Non
         OnnxCritic(critic_path.with_name("nope.onnx"))
 
 
+def test_critic_refuses_an_older_graph_format(critic_path: Path) -> None:
+    """A critic.onnx from before the anchors input is refused with what to do about it."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(critic_path))
+    for prop in model.metadata_props:
+        if prop.key == "spine.contract":
+            contract = json.loads(prop.value)
+            anchors = contract["inputs"][1]
+            contract["inputs"][1:2] = [dict(anchors, name="action"), dict(anchors, name="hold")]
+            prop.value = json.dumps(contract)
+    old = critic_path.with_name("old.onnx")
+    onnx.save(model, str(old))
+    with pytest.raises(ValueError, match="older graph format; re-export"):
+        OnnxCritic(old)
+
+
 def _plain_onnx(critic_path: Path) -> None:
     """An ONNX file without the critic's metadata is refused."""
     import onnx
