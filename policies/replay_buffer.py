@@ -134,3 +134,36 @@ class EpisodeBuffer:
             "step": t,
             "relabelled": relabel,
         }
+
+    # --- checkpointing -------------------------------------------------------------------
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The committed episodes (slots in use only), their lengths and the ring position,
+        for ``safetensors``. Staged (unfinished) episodes are left out: a resumed run restarts
+        its envs' episodes."""
+        used = min(self.episodes, self.capacity)
+        arrays = {f"data.{k}": np.ascontiguousarray(v[:used]) for k, v in self.data.items()}
+        arrays["lengths"] = self.lengths[:used].copy()
+        arrays["ring"] = np.array([self.next_slot, self.episodes], np.int64)
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray], source: str) -> None:
+        """Restore what ``state_arrays`` returned; ``source`` names the file in errors."""
+        for key, store in self.data.items():
+            name = f"data.{key}"
+            if name not in arrays:
+                raise ValueError(f"{source}: missing tensor {name!r}")
+            got = arrays[name]
+            if got.ndim != 3 or got.shape[0] > self.capacity or got.shape[1:] != store.shape[1:]:
+                raise ValueError(
+                    f"{source}: {name!r} has shape {got.shape}, this replay holds up to "
+                    f"{(self.capacity, *store.shape[1:])} (buffer_episodes, episode steps, size)"
+                )
+        used = arrays["data.observation"].shape[0]
+        for key, store in self.data.items():
+            store[:used] = arrays[f"data.{key}"]
+            store[used:] = 0.0
+        self.lengths[:] = 0
+        self.lengths[:used] = arrays["lengths"]
+        self.next_slot, self.episodes = (int(x) for x in arrays["ring"])
+        self.next_slot %= self.capacity
+        self.cursor[:] = 0

@@ -17,7 +17,9 @@ Defaults are tuned on reach at 2 cm: the dense reward (sparse at 1 cm learned se
 slower) and ``action_l2``, without which the arm keeps drifting in its null space and off
 the goal. Normalizers are running statistics over every collected step (warm-up included)
 and keep updating while training; they are buffers, saved and exported with the weights.
-The replay is not checkpointed: a resumed run refills it, warm-up included.
+The replay is checkpointed with the weights (``replay.safetensors`` + ``replay.json``: the
+committed episodes, counters and random generator states); a resumed run restarts its envs'
+episodes and goes on sampling from the restored replay, without a second warm-up.
 
     spine-train task=reach policy=sac_her dataset='' steps=12000 +eval_task.success_threshold=0.02
 """
@@ -25,11 +27,15 @@ The replay is not checkpointed: a resumed run refills it, warm-up included.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 from torch import nn
 from torch.nn import functional as F
 
@@ -44,6 +50,7 @@ from sim.spec import JOINT_POS, TaskSpec, field_offset
 from sim.vector import VectorEnv
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+REPLAY_FILE, REPLAY_META = "replay.safetensors", "replay.json"  # in the checkpoint folder
 REWARD_MODES = ("sparse", "dense")
 
 
@@ -291,6 +298,41 @@ class SACHERPolicy(nn.Module):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    # --- checkpointing of the replay (the trainer calls these) ----------------------------
+    def save_state(self, directory: Path) -> None:
+        """Write the replay and the collection counters next to the weights."""
+        arrays = self._buffer.state_arrays()
+        arrays["torch_generator"] = self._gen.get_state().numpy()
+        save_numpy(arrays, str(directory / REPLAY_FILE))
+        meta = {
+            "env_steps": self._env_steps,
+            "credit": self._credit,
+            "successes": self._successes,
+            "rng": self._rng.bit_generator.state,
+            "transitions": self._buffer.transitions,
+        }
+        (directory / REPLAY_META).write_text(json.dumps(meta))
+
+    def load_state(self, directory: Path) -> None:
+        """Restore what :meth:`save_state` wrote (a checkpoint without it keeps an empty replay)."""
+        path, meta_path = directory / REPLAY_FILE, directory / REPLAY_META
+        if not path.is_file() or not meta_path.is_file():
+            print(f"{directory}: no saved replay; the resumed run refills it (warm-up included)")
+            return
+        try:
+            arrays = load_numpy(str(path))
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(f"{path}: not a readable replay file ({e})") from None
+        self._buffer.load_state_arrays(arrays, str(path))
+        self._gen.set_state(torch.from_numpy(arrays["torch_generator"]))
+        meta = json.loads(meta_path.read_text())
+        try:
+            self._env_steps, self._credit = int(meta["env_steps"]), float(meta["credit"])
+            self._successes = [float(x) for x in meta["successes"]]
+            self._rng.bit_generator.state = meta["rng"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{meta_path}: bad or missing field ({e})") from None
 
     # --- acting and export ---------------------------------------------------------------
     def close(self) -> None:

@@ -127,9 +127,12 @@ def evaluate_policy(policy: Any, env: Any, episodes: int, seed: int) -> dict[str
 
 
 def resume(policy: Any, checkpoint: Path) -> int:
-    """Load weights and optimizer/scheduler states; returns the step to continue after."""
+    """Load weights, optimizer/scheduler states and the family's own state (``load_state``,
+    e.g. SAC+HER's replay); returns the step to continue after."""
     load_weights(policy, checkpoint)
     step = load_train_state(checkpoint, policy.optimizers(), _schedulers(policy))
+    if callable(getattr(policy, "load_state", None)):  # e.g. an online family's replay
+        policy.load_state(checkpoint)
     print(f"resumed {checkpoint} at step {step}")
     return step
 
@@ -137,6 +140,8 @@ def resume(policy: Any, checkpoint: Path) -> int:
 def _save(directory: Path, policy: Any, record: dict[str, Any], step: int, metrics: dict[str, Any]) -> None:
     save_checkpoint(directory, policy, record, step, metrics)
     save_train_state(directory, step, policy.optimizers(), _schedulers(policy))
+    if callable(getattr(policy, "save_state", None)):
+        policy.save_state(directory)
 
 
 def _schedulers(policy: Any) -> dict[str, Any]:

@@ -131,6 +131,36 @@ def test_trainer_runs_updates_end_to_end(tmp_path: Path) -> None:
     assert meta["family"] == "sac_her" and meta["contract"]["task"]["success_threshold"] == 0.02
 
 
+def test_resume_restores_the_replay_and_skips_the_second_warm_up(tmp_path: Path) -> None:
+    """A run resumed from its checkpoint samples from the saved replay and keeps its counters;
+    a corrupt replay file is refused naming the file."""
+    from policies.sac_her import REPLAY_FILE
+    from policies.trainer import TrainConfig, resume, train
+
+    cfg = TrainConfig(
+        dataset="", out=str(tmp_path), steps=30, batch_size=16, log_every=10, eval_every=30,
+        eval_episodes=1, torch_threads=1,
+    )  # fmt: skip
+    train(cfg, "reach", "sac_her", dict(SHORT), SACHERConfig(**TINY))
+    saved = json.loads((tmp_path / "checkpoint" / "replay.json").read_text())
+    assert saved["env_steps"] >= TINY["warmup_steps"] and saved["transitions"] > 0
+
+    fresh = tiny_policy(seed=5)
+    assert fresh._buffer.transitions == 0 and fresh._env_steps == 0
+    assert resume(fresh, tmp_path / "checkpoint") == 30
+    assert fresh._buffer.transitions == saved["transitions"] and fresh._env_steps == saved["env_steps"]
+    before = fresh._env_steps
+    fresh.update(31)  # no warm-up again: only this update's own env steps
+    assert fresh._env_steps - before == SACHERConfig().env_steps_per_update  # 2 vector steps of 2 envs
+    fresh.close()
+
+    (tmp_path / "checkpoint" / REPLAY_FILE).write_bytes(b"not safetensors")
+    broken = tiny_policy()
+    with pytest.raises(ValueError, match=f"{REPLAY_FILE}: not a readable replay file"):
+        resume(broken, tmp_path / "checkpoint")
+    broken.close()
+
+
 def test_checkpoint_round_trip_gives_identical_deterministic_actions(tmp_path: Path) -> None:
     policy = tiny_policy()
     for step in range(1, 6):
