@@ -39,7 +39,9 @@ class CriticConfig:
     steps: int = 3000  # gradient steps
     threshold: float = 0.5  # risk above which the filter looks for a safer candidate
     samples: int = 8  # sampled recovery candidates in the exported selection graph
-    sample_scale: float = 1.0  # their spread, in action deltas (max_delta) around the position
+    # their spread, in action deltas (max_delta) around the position; at 1.0 a miscalibrated
+    # critic random-walked the arm into an obstacle (1 of 20 nominal reach_obstacles episodes)
+    sample_scale: float = 0.25
 
 
 def mlp(n_in: int, hidden: int, layers: int) -> nn.Sequential:

@@ -72,6 +72,7 @@ def run(
     import sim
 
     spec = sim.make(task, **task_kwargs).task_spec
+    torch.manual_seed(cfg.seed)  # the networks' initial weights too
     critic = TwinRiskCritic(spec, cfg.critic)
     log = train_critic(critic, train, cfg.seed, progress)
     horizon = max(1, round(1.0 / (1.0 - cfg.critic.gamma)))

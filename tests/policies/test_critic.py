@@ -165,3 +165,15 @@ def test_selection_graph_matches_the_torch_reference_with_three_layers() -> None
         np.testing.assert_allclose(got[0], want[0], atol=1e-6)
         choices.add(int(got[2][0]))
     assert len(choices) > 1  # the threshold sweep exercises the selection, not one fixed answer
+
+
+def test_same_seed_same_critic(tiny_run: Path, tmp_path: Path) -> None:
+    """The seed covers the networks' initial weights: a second run on the same data is identical."""
+    run(
+        CriticTrainConfig(out=str(tmp_path), dataset=str(tiny_run / "data.npz"), critic=TINY_CRITIC),
+        progress=False,
+    )
+    first, _ = load_critic_checkpoint(tiny_run / "checkpoint")
+    again, _ = load_critic_checkpoint(tmp_path / "checkpoint")
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
