@@ -2,7 +2,7 @@
 
 Any arm task with the reach state fields (``joint_pos``, ``ee_pos``, ``goal``), a physics with
 ``ee_jacobian()``/``pos_min``/``pos_max`` and a ``config.max_delta`` can use it; its HOME is the
-env's ``home`` attribute when it has one (the WidowX), else arm7's.
+env's robot's (``env.unwrapped.robot.HOME``: arm7 or the WidowX).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from sim.registry import register_expert
-from sim.robots.arm7 import constants as c
 from sim.tasks.reach import EE_POS, GOAL_FIELD, JOINT_POS, ReachEnv
 
 
@@ -48,7 +47,7 @@ class ReachExpert:
         physics = env.unwrapped.physics
         self._physics = physics
         self._max_delta = env.unwrapped.config.max_delta
-        self._home = np.asarray(getattr(env.unwrapped, "home", c.HOME), dtype=np.float64)
+        self._home = np.asarray(env.unwrapped.robot.HOME, dtype=np.float64)
         self._low = physics.pos_min + limit_margin
         self._high = physics.pos_max - limit_margin
 

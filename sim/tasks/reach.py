@@ -7,6 +7,7 @@ absolute joint-position targets (rad). Each step reports safety costs in ``info[
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from types import ModuleType
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -75,16 +76,19 @@ def make_config(config: Any, overrides: dict[str, Any], cls: type = ReachConfig)
     return replace(config or cls(), **overrides)
 
 
-class Arm7GoalEnv(gym.Env):
-    """Base of the arm7 goal-envs: absolute joint-position targets, control over 500 Hz physics.
+class ArmGoalEnv(gym.Env):
+    """Base of the arm goal-envs: absolute joint-position targets, control over 500 Hz physics.
 
-    Subclasses set the class attributes below and define ``reset``, ``state`` and
-    ``_achieved``; this class owns the spaces, the spec, stepping, reward, costs and
-    rendering. Their configs have (at least) ``ReachConfig``'s fields.
+    Subclasses set the class attributes below (``robot``: the arm's constants module) and
+    define ``_make_physics``, ``reset``, ``state`` and ``_achieved``; this class owns the
+    spaces, the spec, stepping, reward, costs and rendering. Their configs have (at least)
+    ``ReachConfig``'s fields. A ``collision`` cost needs a physics with ``contacts()``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012
     task_name: ClassVar[str]
+    # the arm's constants: ROBOT_NAME, JOINT_NAMES, JOINT_POS_MIN/MAX, JOINT_VEL_MAX, N_JOINTS, CAMERA, HOME
+    robot: ClassVar[ModuleType]
     config_class: ClassVar[type]
     observation_fields: ClassVar[tuple[FieldSpec, ...]]
     goal_field: ClassVar[FieldSpec]
@@ -122,9 +126,9 @@ class Arm7GoalEnv(gym.Env):
         self._steps = 0
         self._renderer: Any = None
 
-    def _make_physics(self) -> Arm7Physics:
-        """The simulation this task runs in (the bare arm on its table here)."""
-        return Arm7Physics()
+    def _make_physics(self) -> Any:
+        """The simulation this task runs in."""
+        raise NotImplementedError
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -136,17 +140,17 @@ class Arm7GoalEnv(gym.Env):
         return self._spec
 
     def _build_spec(self) -> TaskSpec:
-        cfg = self.config
+        cfg, r = self.config, self.robot
         return TaskSpec(
             name=self.task_name,
-            robot=c.ROBOT_NAME,
-            joint_names=c.JOINT_NAMES,
-            joint_pos_min=c.JOINT_POS_MIN,
-            joint_pos_max=c.JOINT_POS_MAX,
-            joint_vel_max=c.JOINT_VEL_MAX,
+            robot=r.ROBOT_NAME,
+            joint_names=r.JOINT_NAMES,
+            joint_pos_min=r.JOINT_POS_MIN,
+            joint_pos_max=r.JOINT_POS_MAX,
+            joint_vel_max=r.JOINT_VEL_MAX,
             observation=self.observation_fields,
             goal=self.goal_field,
-            action=ActionSpec("joint_position", "rad", (cfg.max_delta,) * c.N_JOINTS),
+            action=ActionSpec("joint_position", "rad", (cfg.max_delta,) * r.N_JOINTS),
             control_hz=cfg.control_hz,
             physics_hz=self.physics_hz,
             episode_steps=cfg.episode_steps,
@@ -158,21 +162,21 @@ class Arm7GoalEnv(gym.Env):
 
     # --- gymnasium API -----------------------------------------------------------------
     def _start(self, q0: np.ndarray, goal: np.ndarray) -> None:
-        """Reset the physics, put the joints at rest at ``q0`` (7,) rad with targets there,
+        """Reset the physics, put the joints at rest at ``q0`` (n,) rad with targets there,
         and set the goal ``(goal size,)``; subclasses place the rest of their scene after."""
         self.physics.reset()
-        self.physics.set_joint_state(q0, np.zeros(c.N_JOINTS))
+        self.physics.set_joint_state(q0, np.zeros(self.robot.N_JOINTS))
         self.physics.set_targets(q0)
         self._goal = goal
         self._steps = 0
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        """Apply joint targets ``(7,)`` (rad, clipped to the actuator ranges only) for one
+        """Apply joint targets ``(n,)`` (rad, clipped to the actuator ranges only) for one
         control period. Reward is ``-distance`` (goal units); never terminates, truncates
         at ``episode_steps``."""
-        target = np.asarray(action, dtype=np.float64)
-        if target.shape != (c.N_JOINTS,):
-            raise ValueError(f"{self.task_name}: action must have shape ({c.N_JOINTS},), got {target.shape}")
+        target, n = np.asarray(action, dtype=np.float64), self.robot.N_JOINTS
+        if target.shape != (n,):
+            raise ValueError(f"{self.task_name}: action must have shape ({n},), got {target.shape}")
         if not np.all(np.isfinite(target)):
             raise ValueError(f"{self.task_name}: action is not finite: {target}")
         self.physics.set_targets(target)
@@ -197,7 +201,7 @@ class Arm7GoalEnv(gym.Env):
 
             self.close()
             self._renderer = offscreen_renderer(self.physics.model, height, width)
-        self._renderer.update_scene(self.physics.data, camera=c.CAMERA)
+        self._renderer.update_scene(self.physics.data, camera=self.robot.CAMERA)
         return self._renderer.render()
 
     def close(self) -> None:
@@ -226,27 +230,32 @@ class Arm7GoalEnv(gym.Env):
         """Costs and diagnostics of the current state (end of the control step)."""
         cfg, physics = self.config, self.physics
         margin = float(physics.joint_limit_margin().min())
-        contacts = physics.contacts().total
         ee_speed = float(np.linalg.norm(physics.ee_vel()))
         distance = float(np.linalg.norm(self._achieved() - self._goal))
-        cost = {
-            COST_JOINT_LIMIT: float(margin < cfg.joint_limit_threshold),
-            COST_COLLISION: float(contacts > 0),
-            COST_SPEED: float(ee_speed > cfg.speed_threshold),
-        }
-        return {
-            "cost": cost,
-            "joint_limit_margin": margin,
-            "contacts": contacts,
-            "ee_speed": ee_speed,
-            "distance": distance,
-            "is_success": distance < cfg.success_threshold,
-        }
+        cost = {COST_JOINT_LIMIT: float(margin < cfg.joint_limit_threshold)}
+        info: dict[str, Any] = {"cost": cost, "joint_limit_margin": margin}
+        if COST_COLLISION in self.cost_kinds:
+            contacts = physics.contacts().total
+            cost[COST_COLLISION], info["contacts"] = float(contacts > 0), contacts
+        cost[COST_SPEED] = float(ee_speed > cfg.speed_threshold)
+        success = distance < cfg.success_threshold
+        return {**info, "ee_speed": ee_speed, "distance": distance, "is_success": success}
+
+
+class Arm7GoalEnv(ArmGoalEnv):
+    """Base of the arm7 goal-envs (reach, reach_obstacles, push)."""
+
+    robot = c
+
+    def _make_physics(self) -> Arm7Physics:
+        """The simulation this task runs in (the bare arm on its table here)."""
+        return Arm7Physics()
 
 
 @register(TASK_NAME, config=ReachConfig)
 class ReachEnv(Arm7GoalEnv):
-    """arm7 reaching with absolute joint-position targets, 25 Hz control over 500 Hz physics."""
+    """arm7 reaching with absolute joint-position targets, 25 Hz control over 500 Hz physics
+    (other arms reuse it by setting ``robot`` and ``_make_physics``: ``widowx_reach``)."""
 
     task_name = TASK_NAME
     config_class = ReachConfig
@@ -263,17 +272,17 @@ class ReachEnv(Arm7GoalEnv):
         """Start an episode: joints at ``start_pose`` (HOME) + uniform noise, goal uniform in
         the workspace.
 
-        ``options`` may fix ``"joint_pos"`` (7,) rad and/or ``"goal"`` (3,) m; subclasses
+        ``options`` may fix ``"joint_pos"`` (n,) rad and/or ``"goal"`` (3,) m; subclasses
         take more through ``_reset_scene``.
         """
         super().reset(seed=seed)
         options = dict(options or {})
-        cfg, rng = self.config, self.np_random
-        noise = rng.uniform(-cfg.init_noise, cfg.init_noise, c.N_JOINTS)
+        cfg, rng, n = self.config, self.np_random, self.robot.N_JOINTS
+        noise = rng.uniform(-cfg.init_noise, cfg.init_noise, n)
         q0 = np.clip(np.asarray(self.start_pose) + noise, self.physics.pos_min, self.physics.pos_max)
         goal = rng.uniform(cfg.workspace_low, cfg.workspace_high)
-        q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(c.N_JOINTS)
-        goal = np.asarray(options.pop("goal", goal), dtype=np.float64).reshape(GOAL_FIELD.size)
+        q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(n)
+        goal = np.asarray(options.pop("goal", goal), dtype=np.float64).reshape(self.goal_field.size)
         unknown = sorted(set(options) - set(self.scene_options))
         if unknown:
             raise ValueError(f"{self.task_name} reset: unknown option(s) {unknown}")
@@ -287,7 +296,7 @@ class ReachEnv(Arm7GoalEnv):
         ``self.np_random``; ``options`` holds only ``scene_options`` keys. Reach has none."""
 
     def state(self) -> dict[str, np.ndarray]:
-        """Named raw state (float64): joint_pos (7,) rad, joint_vel (7,) rad/s, ee_pos (3,)
+        """Named raw state (float64): joint_pos (n,) rad, joint_vel (n,) rad/s, ee_pos (3,)
         m, goal (3,) m: what a real robot's runtime assembles from its sensors."""
         return {
             JOINT_POS.name: self.physics.joint_pos(),
