@@ -34,7 +34,12 @@ CONFIGS = ("empty", "deterministic", "critic")
 
 
 def child(
-    config: str, critic: str | None, seconds: float, hz: float, spin_s: float = SPIN_S
+    config: str,
+    critic: str | None,
+    seconds: float,
+    hz: float,
+    spin_s: float = SPIN_S,
+    fifo: int | None = None,
 ) -> dict[str, Any]:
     """Run one configuration's loop in this process; returns its raw figures."""
     import sim
@@ -63,7 +68,7 @@ def child(
     critic_ran = np.zeros(n, dtype=bool)
     cmd, cmd_tick = q0.copy(), 0
     gain = 1.0 - np.exp(-period / 0.05)  # joints follow the command with a 50 ms time constant
-    realtime_setup()
+    realtime = realtime_setup(fifo)
     start = time.perf_counter() + 0.05
     skipped = 0
     k = 0  # grid index of the next deadline
@@ -101,6 +106,7 @@ def child(
         "cpu_us": (cpu * 1e6).tolist(),
         "critic_ran": critic_ran.tolist(),
         "overrun_fraction": float(overrun.mean()),
+        "sched_fifo": realtime,
     }
 
 
@@ -124,6 +130,7 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "critic_tick_fraction": float(ran.mean()),
         "overrun_fraction": raw["overrun_fraction"],
         "skipped_deadlines": raw["skipped_deadlines"],
+        "sched_fifo": raw.get("sched_fifo", False),
     }
 
 
@@ -164,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         help="busy-wait this long before each deadline "
         "(>= the period: never sleep, a dedicated core's caches stay warm)",
     )
+    ap.add_argument(
+        "--fifo", type=int, help="run each loop under SCHED_FIFO at this priority (1-99; needs root)"
+    )
     ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        raw = child(args.child, args.critic, args.seconds, args.hz, args.spin_us * 1e-6)
+        raw = child(args.child, args.critic, args.seconds, args.hz, args.spin_us * 1e-6, args.fifo)
         Path(args.out).write_text(json.dumps(raw))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
@@ -185,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             str(args.seconds),
             "--hz",
             str(args.hz),
+            "--spin-us",
+            str(args.spin_us),
         ]
+        cmd += ["--fifo", str(args.fifo)] if args.fifo else []
         cmd += ["--out", str(raw_path)] + (["--critic", args.critic] if args.critic else [])
         print(f"{config}: {args.seconds:g} s at {args.hz:g} Hz in its own process ...", flush=True)
         subprocess.run(cmd, check=True)
@@ -201,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def name(row: dict[str, Any]) -> str:
+    return row["config"] + (" (SCHED_FIFO)" if row.get("sched_fifo") else "")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of the summarized configurations."""
     lines = [
@@ -211,7 +228,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         la, w, wc = r["lateness_us"], r["work_us"], r["work_us_critic_ticks"]
         lines.append(
-            f"| {r['config']} | {la['p50']:.0f} / {la['p99']:.0f} / {la['p99.9']:.0f} "
+            f"| {name(r)} | {la['p50']:.0f} / {la['p99']:.0f} / {la['p99.9']:.0f} "
             f"| {r['overrun_fraction']:.3%} | {w['p50']:.1f} / {w['p99']:.1f} / {w['p99.9']:.1f} "
             f"| {r['critic_tick_fraction']:.1%} | {wc.get('p99', float('nan')):.1f} "
             f"| {r['work_cpu_us']['p50']:.1f} / {r['work_cpu_us']['p99']:.1f} |"

@@ -51,7 +51,13 @@ def pct(x: np.ndarray) -> dict[str, float]:
 
 # --- 1. the stack ---------------------------------------------------------------------------
 def run_stack(
-    out: Path, bundle: Path, seconds: float, rate_hz: float, spin_us: float, critic: Path | None = None
+    out: Path,
+    bundle: Path,
+    seconds: float,
+    rate_hz: float,
+    spin_us: float,
+    critic: Path | None = None,
+    rt_priority: int = 0,
 ) -> dict[str, Any]:
     params = out / "params.yaml"
     critic_line = f"    critic: {critic.resolve()}\n" if critic else ""
@@ -59,6 +65,7 @@ def run_stack(
         "/**:\n  ros__parameters:\n"
         f"    robot: {REPO / 'configs/ros/arm7_reach.yaml'}\n    bundle: {bundle}\n"
         f"spine_safety:\n  ros__parameters:\n    rate_hz: {rate_hz}\n    spin_us: {spin_us}\n"
+        f"    rt_priority: {rt_priority}\n"
         f"    stats_path: {out / 'safety_stats.npz'}\n{critic_line}"
         f"spine_sim_robot:\n  ros__parameters:\n    stats_path: {out / 'sim_stats.npz'}\n"
         f"    summary_path: {out / 'sim_summary.json'}\n"
@@ -238,6 +245,7 @@ def main() -> int:
     ap.add_argument("--rate-hz", type=float, default=1000.0, help="safety loop rate")
     ap.add_argument("--spin-us", type=float, default=0.0, help="safety node's busy-wait before each tick")
     ap.add_argument("--critic", type=Path, help="the safety node also runs this critic.onnx (arm7 reach)")
+    ap.add_argument("--rt-priority", type=int, default=0, help="safety node SCHED_FIFO priority (0: off)")
     ap.add_argument("--no-ping", action="store_true", help="skip the DDS round-trip part (minutes)")
     ap.add_argument("--out", type=Path, default=REPO / "runs/bench/stack_latency")
     ap.add_argument("--echo", help=argparse.SUPPRESS)
@@ -249,7 +257,9 @@ def main() -> int:
     os.environ["CYCLONEDDS_URI"] = loopback_uri()
     args.out.mkdir(parents=True, exist_ok=True)
     load0 = os.getloadavg()[0]
-    stack = run_stack(args.out, args.bundle, args.seconds, args.rate_hz, args.spin_us, args.critic)
+    stack = run_stack(
+        args.out, args.bundle, args.seconds, args.rate_hz, args.spin_us, args.critic, args.rt_priority
+    )
     rtt = {} if args.no_ping else {mode: ping(mode) for mode in ("raw", "port-cdr", "port-idl")}
     load1 = os.getloadavg()[0]
     result = {k: v for k, v in stack.items() if not k.startswith("_")}
@@ -260,6 +270,7 @@ def main() -> int:
         "rate_hz": args.rate_hz,
         "spin_us": args.spin_us,
         "critic": str(args.critic) if args.critic else None,
+        "rt_priority": args.rt_priority,
     }
     (args.out / "stack_latency.json").write_text(json.dumps(result, indent=2))
     plot(args.out / "stack_latency.png", stack, rtt)

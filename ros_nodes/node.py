@@ -93,7 +93,9 @@ def run_node(cls: type[Node], argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop())
     try:
         node.activate()
-        realtime_setup()  # everything is loaded: keep the collector off the long-lived objects
+        # everything is loaded: keep the collector off the long-lived objects (and real-time
+        # scheduling for a node that asks for it: the safety node's rt_priority)
+        realtime_setup(getattr(node.params, "rt_priority", 0) or None)
         port.spin(until=lambda: node.done)
     finally:
         node.deactivate()

@@ -52,6 +52,9 @@ class SafetyParams:
     """Periodic diagnostics rate (Hz); mode changes are published at once as well."""
     spin_us: float = 0.0
     """Busy-wait this long before each tick instead of sleeping (µs): less jitter, more CPU."""
+    rt_priority: int = 0
+    """SCHED_FIFO priority of the node's process (1-99; 0: normal scheduling). Needs root or
+    CAP_SYS_NICE; refused with a message otherwise."""
     stats_path: str = ""
     """If set, write per-tick timing (npz) here at exit, for benchmarks/stack_latency.py."""
     stats_max_ticks: int = 600_000
