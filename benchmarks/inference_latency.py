@@ -1,7 +1,7 @@
 """Policy inference latency on one CPU thread, every family: onnxruntime next to torch eager.
 
     .venv/bin/python benchmarks/inference_latency.py [--calls 5000] [--families gcbc,diffusion]
-        [--plot benchmarks/inference_latency.png]
+        [--sweep] [--plot benchmarks/inference_latency.png]
 
 Each family is built at its default size (diffusion: chunk 8, 10 Euler steps unrolled;
 student: 1 step), its normalizers given random statistics, saved, and exported by
@@ -11,7 +11,9 @@ onnxruntime as the runtime calls it (inputs copied into the bound float32 buffer
 on preallocated outputs). Torch and onnxruntime alternate in ``--windows`` windows, so both
 see the same machine load. Prints p50 / p99 / p99.9 in µs over all calls, the best window's
 p50 (the cost with the least interference from other processes), and the torch / onnxruntime
-ratio of both p50s.
+ratio of both p50s. ``nodes`` is the number of nodes onnxruntime executes (after its own graph
+optimizations). ``--sweep`` adds smaller networks than the defaults (which sizes meet the
+issue's targets; torch is then timed with fewer calls).
 """
 
 from __future__ import annotations
@@ -58,9 +60,22 @@ CASES = (
     Case("hiql 3x256", "hiql"),
     Case("diffusion 10-step, chunk 8", "diffusion", DIFFUSION, slow=True),
     Case("diffusion 10-step, chunk 8, int8", "diffusion", DIFFUSION, slow=True, int8=True),
+    Case("diffusion Heun 5-step, chunk 16", "diffusion", {}, slow=True),  # the config defaults
     Case("student 1-step, chunk 8", "diffusion_student", {"horizon": 8, "execute_steps": 8}),
     Case("diffusion 10-step, chunk 8, 2x128", "diffusion", {**DIFFUSION, "hidden": 128, "layers": 2}, True),
     Case("student 1-step, chunk 8, 2x128", "diffusion_student", {"horizon": 8, "hidden": 128, "layers": 2}),
+)
+STUDENT = {"horizon": 8, "execute_steps": 8}
+SWEEP = (  # smaller than the defaults: which sizes meet the targets
+    Case("gcbc MLP 2x256", "gcbc", {"layers": 2}),
+    Case("gcbc MLP 3x192", "gcbc", {"hidden": 192}),
+    Case("gcbc MLP 3x128", "gcbc", {"hidden": 128}),
+    Case("diffusion 10-step, chunk 8, 3x192", "diffusion", {**DIFFUSION, "hidden": 192}, True),
+    Case("diffusion 10-step, chunk 8, 2x256", "diffusion", {**DIFFUSION, "layers": 2}, True),
+    Case("diffusion 10-step, chunk 8, 3x128", "diffusion", {**DIFFUSION, "hidden": 128}, True),
+    Case("student 1-step, chunk 8, 3x192", "diffusion_student", {**STUDENT, "hidden": 192}),
+    Case("student 1-step, chunk 8, 2x192", "diffusion_student", {**STUDENT, "hidden": 192, "layers": 2}),
+    Case("student 1-step, chunk 8, 3x128", "diffusion_student", {**STUDENT, "hidden": 128}),
 )
 
 
@@ -95,18 +110,28 @@ def timed(fns: dict[str, Any], calls: int, windows: int) -> dict[str, dict[str, 
 
 
 def quantized(path: Path) -> Path:
-    """``path`` after onnxruntime's int8 dynamic quantization (weights int8), next to it."""
+    """``path`` after int8 dynamic quantization as ``spine-export --quantize int8`` does it, next to it."""
+    from deploy.export_quant import quantize_int8
+
+    return quantize_int8(path, path.with_suffix(".int8.onnx"))
+
+
+def executed_nodes(path: Path) -> int:
+    """Nodes of ``path`` that onnxruntime runs: the graph after its optimizations (the runtime's
+    session options), read back from the optimized model it writes."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnxruntime as ort
 
-    out = path.with_suffix(".int8.onnx")
-    opts = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, extra_options=opts)
-    return out
+    from deploy.runtime import session_options
+
+    opts = session_options(1)
+    opts.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return len(onnx.load(opts.optimized_model_filepath).graph.node)
 
 
-def bench_case(case: Case, root: Path, calls: int, windows: int) -> list[tuple[str, dict, dict, float]]:
-    """(graph label, torch percentiles, onnxruntime percentiles, parity) per graph of the case."""
+def bench_case(case: Case, root: Path, calls: int, windows: int) -> list[tuple[str, dict, dict, float, int]]:
+    """(graph label, torch percentiles, onnxruntime percentiles, parity, nodes) per graph of the case."""
     ckpt = fresh_checkpoint(case, root)
     report = export_bundle(ckpt, root / "bundle", samples=32)
     bundle = load_bundle(root / "bundle")
@@ -138,7 +163,7 @@ def bench_case(case: Case, root: Path, calls: int, windows: int) -> list[tuple[s
             parity = numeric_parity(g, session, 256, 0)
         label = case.label + (f" [{g.file.removesuffix('.onnx')}]" if len(plan.graphs) > 1 else "")
         t = timed({"torch": torch_call, "ort": ort_call}, n, windows)
-        rows.append((label, t["torch"], t["ort"], parity))
+        rows.append((label, t["torch"], t["ort"], parity, executed_nodes(path)))
     return rows
 
 
@@ -168,13 +193,14 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=5000, help="timed calls per graph (1/5 for slow cases)")
     ap.add_argument("--windows", type=int, default=5, help="alternating torch/onnxruntime windows")
     ap.add_argument("--families", help="comma-separated families to run (default: all cases)")
+    ap.add_argument("--sweep", action="store_true", help="also time smaller networks (SWEEP)")
     ap.add_argument("--plot", type=Path, help="also save a bar chart of the p50s here (.png)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     wanted = set(args.families.split(",")) if args.families else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, case in enumerate(CASES):
+        for i, case in enumerate(CASES + (SWEEP if args.sweep else ())):
             if wanted is None or case.family in wanted:
                 rows += bench_case(case, Path(tmp) / str(i), args.calls, args.windows)
     print(
@@ -182,8 +208,8 @@ def main() -> None:
         f"{platform.machine()}"
     )
     head = f"{'policy graph':<40}{'runtime':<12}{'p50 us':>8}{'p99 us':>9}{'p99.9 us':>10}{'best p50':>10}"
-    print(head + f"{'ratio p50':>11}{'best':>7}{'parity':>9}")
-    for label, t, o, parity in rows:
+    print(head + f"{'ratio p50':>11}{'best':>7}{'parity':>9}{'nodes':>7}")
+    for label, t, o, parity, nodes in rows:
         cols = ("p50", "p99", "p999", "p50_best")
         print(
             f"{label:<40}{'torch eager':<12}"
@@ -192,7 +218,7 @@ def main() -> None:
         print(
             f"{'':<40}{'onnxruntime':<12}"
             + "".join(f"{o[k]:>{w}.1f}" for k, w in zip(cols, (8, 9, 10, 10), strict=True))
-            + f"{t['p50'] / o['p50']:>10.1f}x{t['p50_best'] / o['p50_best']:>6.1f}x{parity:>9.1e}"
+            + f"{t['p50'] / o['p50']:>10.1f}x{t['p50_best'] / o['p50_best']:>6.1f}x{parity:>9.1e}{nodes:>7}"
         )
     if args.plot:
         plot(rows, args.plot)

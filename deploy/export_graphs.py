@@ -6,14 +6,15 @@ equal (the parity reference), its tensors, and the statistics that random parity
 drawn around; plus the contract fields the plan adds (``execute_steps``, high-level tensors).
 
 - goal-conditioned MLPs (gcbc, gcivl's actor, sac_her's actor mean): ``FoldedMLP``, with the
-  normalizers inside the graph: the mean is subtracted from the concatenated input and the
-  division by the std is folded into the first layer's weights (exact up to rounding; one
-  Concat, one Sub and one Gemm instead of two Sub, two Div, a Concat and a Gemm).
+  normalizers inside the graph, folded into the first layer's weights and bias
+  (``fold_normalizer``: one Concat and one Gemm instead of two Sub, two Div, a Concat and a
+  Gemm), and the bounded step ``q + max_delta * tanh(.)`` as one Gemm with ``C = q``.
 - diffusion and its one-step student: the whole fixed-step solve unrolled into one graph,
-  noise an input; for Euler/DDIM without guidance the leaner ``EulerChunkTwin``
+  noise an input; for Euler/DDIM/Heun without guidance the leaner ``EulerChunkTwin``
   (``deploy.export_diffusion``), else (or if that ever fails parity) the policy's own
   ``forward(observation, goal, noise)`` traced as it is.
-- hiql: two graphs, the high level ``(observation, goal) -> subgoal_rep`` and the low level
+- hiql: two graphs, the high level ``(observation, goal) -> subgoal_rep`` (``FoldedHighLevel``,
+  falling back to tracing ``high_level`` if it fails parity) and the low level
   ``(observation, subgoal_rep) -> joint_target`` (a ``FoldedMLP``).
 
 A family outside these registers its own plan with ``@register_exporter("name")``; without one,
@@ -34,6 +35,7 @@ from torch import nn
 
 from deploy.bundle import HIGH_LEVEL_FILE, POLICY_FILE
 from deploy.export_diffusion import EulerChunkTwin, lean_twin_applies
+from policies.value import unit_scale
 from sim.contract import TensorSpec
 
 Stats = tuple[np.ndarray, np.ndarray]  # mean, std of one input (flat)
@@ -87,9 +89,28 @@ def export_plan(policy: Any) -> ExportPlan:
     return ExportPlan([ExportGraph(POLICY_FILE, module, module, inputs, outputs, stats)])
 
 
+def fold_normalizer(net: nn.Sequential, mean: torch.Tensor, std: torch.Tensor) -> nn.Sequential:
+    """A copy of ``net`` that takes raw inputs: ``net((x - mean) / std)`` with the first Linear's
+    weights ``W / std`` and bias ``b - (W / std) mean`` (folded in float64; exact up to rounding)."""
+    net = copy.deepcopy(net).eval()
+    first = net[0]
+    if not isinstance(first, nn.Linear):
+        raise ValueError("fold_normalizer: net must start with nn.Linear")
+    with torch.no_grad():
+        w = first.weight.double() / std.double()
+        first.bias.copy_(first.bias.double() - w @ mean.double())
+        first.weight.copy_(w)
+    return net
+
+
 class FoldedMLP(nn.Module):
-    """``q + max_delta * tanh(net((cat(inputs) - mean) / std))`` with ``1 / std`` folded into the
-    first linear layer: inputs ``(1, n_i)`` each, output ``(1, J)`` absolute joint targets.
+    """``q + max_delta * tanh(net((cat(inputs) - mean) / std))`` with the normalizer folded into
+    the first linear layer: inputs ``(1, n_i)`` each, output ``(1, J)`` absolute joint targets.
+
+    The first layer gets ``W / std`` and ``b - (W / std) mean`` (computed in float64: exact up to
+    rounding), so the graph starts with one Concat and one Gemm; the output is one Gemm
+    ``q + tanh(z) @ diag(max_delta)`` (the bound and the residual in a single node; onnxruntime
+    fuses the last layer with its Tanh). 3 hidden layers: 13 onnxruntime nodes.
 
     Args:
         mean, std: ``(sum n_i,)`` statistics of the concatenated inputs.
@@ -111,24 +132,22 @@ class FoldedMLP(nn.Module):
         out_rows: int | None = None,
     ) -> None:
         super().__init__()
-        net = copy.deepcopy(net).eval()
-        first, last = net[0], net[-1]
-        if not isinstance(first, nn.Linear) or not isinstance(last, nn.Linear):
-            raise ValueError("FoldedMLP: net must start and end with nn.Linear")
-        with torch.no_grad():
-            first.weight.div_(std)
-            if out_rows is not None:
+        net = fold_normalizer(net, mean, std)
+        last = net[-1]
+        if not isinstance(last, nn.Linear):
+            raise ValueError("FoldedMLP: net must end with nn.Linear")
+        if out_rows is not None:
+            with torch.no_grad():
                 net[-1] = nn.Linear(last.in_features, out_rows)
                 net[-1].weight.copy_(last.weight[:out_rows])
                 net[-1].bias.copy_(last.bias[:out_rows])
         self.net = net
-        self.register_buffer("mean", mean.detach().clone())
-        self.register_buffer("max_delta", max_delta.detach().clone())
+        self.register_buffer("bound", torch.diag(max_delta.detach().float()))  # (J, J)
         self.q_start, self.n_joints = q_start, n_joints
 
     def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         q = first[:, self.q_start : self.q_start + self.n_joints]
-        return q + self.max_delta * torch.tanh(self.net(torch.cat([first, second], dim=-1) - self.mean))
+        return torch.addmm(q, torch.tanh(self.net(torch.cat([first, second], dim=-1))), self.bound)
 
 
 def _norm_stats(norm: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,8 +211,20 @@ def _diffusion(policy: Any) -> ExportPlan:
     return ExportPlan([graph], {"execute_steps": policy.config.execute_steps})
 
 
-class _HighLevel(nn.Module):
-    """HIQL's high level as a module: ``(observation, goal) -> subgoal_rep``."""
+class FoldedHighLevel(nn.Module):
+    """HIQL's high level ``unit_scale(net((cat(observation, goal) - mean) / std), scale)`` with the
+    normalizers folded into the first layer: ``(1, obs), (1, g) -> (1, rep)``."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, net: nn.Sequential, scale: float) -> None:
+        super().__init__()
+        self.net, self.scale = fold_normalizer(net, mean, std), scale
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return unit_scale(self.net(torch.cat([observation, goal], dim=-1)), self.scale)
+
+
+class _TracedHighLevel(nn.Module):
+    """HIQL's own ``high_level`` as a module: the fallback if ``FoldedHighLevel`` drifts."""
 
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
@@ -211,6 +242,10 @@ def _hiql(policy: Any) -> ExportPlan:
     rep = policy.config.rep_dim
     mean, std = torch.cat([obs[0], torch.zeros(rep)]), torch.cat([obs[1], torch.ones(rep)])
     low = FoldedMLP(mean, std, policy.low_actor, policy.q_start, policy.spec.n_joints, _max_delta(policy))
+    scale = float(np.sqrt(rep))  # HIQL.high_level's length of the subgoal representation
+    high = FoldedHighLevel(
+        torch.cat([obs[0], goal[0]]), torch.cat([obs[1], goal[1]]), policy.high_actor, scale
+    )
     s = policy.spec
     high_in = (low_in[0], TensorSpec("goal", (1, s.goal.size), description=f"{s.goal.name} ({s.goal.unit})"))
     high_out = (low_in[1],)
@@ -218,6 +253,8 @@ def _hiql(policy: Any) -> ExportPlan:
     high_stats = {"observation": _np(obs), "goal": _np(goal)}
     graphs = [
         ExportGraph(POLICY_FILE, low, policy.forward, low_in, low_out, low_stats),
-        ExportGraph(HIGH_LEVEL_FILE, _HighLevel(policy), policy.high_level, high_in, high_out, high_stats),
+        ExportGraph(
+            HIGH_LEVEL_FILE, high, policy.high_level, high_in, high_out, high_stats, _TracedHighLevel(policy)
+        ),
     ]
     return ExportPlan(graphs, {"high_level_inputs": high_in, "high_level_outputs": high_out})

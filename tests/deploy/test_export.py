@@ -7,6 +7,7 @@ trained network); the gcbc sim check uses the session's tiny trained checkpoint.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,64 @@ def test_lean_diffusion_twin_is_used_and_falls_back_when_it_drifts(
     assert entry["fallback_from"]["twin"] == "Drifted" and entry["fallback_from"]["max_abs_error"] > 5e-3
     assert entry["twin"] == "DiffusionPolicy" and entry["parity"]["max_abs_error"] <= 1e-4
     load_bundle(tmp_path / "bundle")
+
+
+def _executed_nodes(path: Path) -> list[str]:
+    """Op types of the nodes onnxruntime runs (after its graph optimizations) for ``path``."""
+    import onnx
+    import onnxruntime as ort
+
+    from deploy.runtime import session_options
+
+    opts = session_options(1)
+    opts.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+
+
+def test_lean_graphs_run_the_expected_number_of_nodes(bundles: dict[str, Path], tmp_path: Path) -> None:
+    from deploy.export_diffusion import lean_node_count
+
+    for family in ("gcbc", "gcivl", "sac_her", "hiql"):  # Concat, Gemm, (LN, act, Gemm) x layers, Slice, Gemm
+        ops = _executed_nodes(Path(shutil.copy(bundles[family] / POLICY_FILE, tmp_path / f"{family}.onnx")))
+        layers = SMALL[family]["layers"]
+        assert len(ops) == 3 * layers + 4, ops
+        assert not {"Sub", "Div", "Mul", "Add"} & set(ops), ops  # normalizer and bound folded into Gemms
+    ops = _executed_nodes(Path(shutil.copy(bundles["hiql"] / HIGH_LEVEL_FILE, tmp_path / "high.onnx")))
+    assert len(ops) == 3 * SMALL["hiql"]["layers"] + 6 and "Sub" not in ops, ops  # + unit_scale: 4 nodes
+    for family in ("diffusion", "diffusion_student"):
+        ops = _executed_nodes(Path(shutil.copy(bundles[family] / POLICY_FILE, tmp_path / f"{family}.onnx")))
+        assert len(ops) == lean_node_count(small_policy(family)), ops
+        assert "Sub" not in ops and "Div" not in ops, ops  # normalizers folded into the first Gemm
+
+
+@pytest.mark.parametrize("config", [{"sampler": "heun"}, {"sampler": "ddim", "mean_head": False}])
+def test_lean_twin_covers_heun_and_ddim(tmp_path: Path, config: dict) -> None:
+    from deploy.export_diffusion import lean_node_count
+
+    torch.manual_seed(0)
+    policy = make_policy(
+        "diffusion",
+        sim.make("reach").task_spec,
+        policy_entry("diffusion").config(**{**SMALL["diffusion"], **config}),
+    )
+    save_checkpoint(tmp_path / "ckpt", randomize_for_export(policy, 0), {}, 0, {})
+    report = export_bundle(tmp_path / "ckpt", tmp_path / "bundle", samples=64)
+    entry = report["graphs"][POLICY_FILE]
+    assert entry["twin"] == "EulerChunkTwin" and "fallback_from" not in entry
+    assert 0 < entry["parity"]["max_abs_error"] <= 1e-4
+    assert len(_executed_nodes(tmp_path / "bundle" / POLICY_FILE)) == lean_node_count(policy)
+
+
+def test_int8_quantization_of_the_unrolled_solve_keeps_shared_weights_right(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """The solve reuses each weight every step; the quantized graph must load and stay close."""
+    from deploy.export_quant import quantize_int8
+
+    bundle = load_bundle(bundles["diffusion"])
+    out = quantize_int8(bundle.policy_path, tmp_path / "policy.int8.onnx")
+    assert "MatMulInteger" in _op_types(out)
+    session = OnnxGraph(out, bundle.contract.inputs, bundle.contract.outputs)
+    graph = export_plan(small_policy("diffusion")).graphs[0]
+    assert numeric_parity(graph, session, 64, 0) < 5e-3  # first layers float32: raw inputs and q exact
