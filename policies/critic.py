@@ -38,6 +38,11 @@ class CriticConfig:
     batch_size: int = 256  # transitions per gradient step
     steps: int = 3000  # gradient steps
     threshold: float = 0.5  # risk above which the filter looks for a safer candidate
+    # a candidate replaces the action only if its risk + this margin passes the threshold, or
+    # (none passing) is below the action's: a critic that finds the whole state risky (out of
+    # distribution) keeps the policy's action instead of stalling it (the deterministic
+    # stages still run)
+    switch_margin: float = 0.1
     samples: int = 8  # sampled recovery candidates in the exported selection graph
     # their spread, in action deltas (max_delta) around the position; at 1.0 a miscalibrated
     # critic random-walked the arm into an obstacle (1 of 20 nominal reach_obstacles episodes)

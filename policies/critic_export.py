@@ -52,10 +52,13 @@ def recovery_offsets(spec: TaskSpec, config: CriticConfig, seed: int = 0) -> np.
 class CriticSelector(nn.Module):
     """Export twin: candidates -> pessimistic risks -> selection, tensor-only."""
 
-    def __init__(self, critic: TwinRiskCritic, offsets: np.ndarray) -> None:
+    def __init__(self, critic: TwinRiskCritic, offsets: np.ndarray, switch_margin: float = 0.0) -> None:
         super().__init__()
         self.critic = critic
         self.register_buffer("offsets", torch.as_tensor(offsets))
+        margin = torch.full((len(offsets) + N_FIXED,), float(switch_margin))
+        margin[0] = 0.0  # the action itself is judged at its own risk
+        self.register_buffer("margin", margin)
 
     def forward(
         self, observation: torch.Tensor, action: torch.Tensor, hold: torch.Tensor, threshold: torch.Tensor
@@ -66,9 +69,10 @@ class CriticSelector(nn.Module):
         cands = torch.cat([action, q + 0.5 * step, q + 0.25 * step, hold, q, q + self.offsets], dim=0)
         obs = observation.expand(cands.shape[0], -1)
         risk = torch.sigmoid(self.critic(obs, cands)).amax(dim=1)
-        ok = (risk <= threshold).to(torch.float32)
+        judged = risk + self.margin
+        ok = (judged <= threshold).to(torch.float32)
         first_ok = torch.argmax(ok, dim=0)
-        idx = torch.where(ok.amax() > 0, first_ok, torch.argmin(risk, dim=0))
+        idx = torch.where(ok.amax() > 0, first_ok, torch.argmin(judged, dim=0))
         chosen = torch.index_select(cands, 0, idx.reshape(1))
         return chosen, risk.reshape(1, -1), idx.reshape(1)
 
@@ -142,11 +146,11 @@ def export_critic(
         raise ValueError(f"{checkpoint}: the critic's observation normalizer was never fitted")
     spec, cfg = critic.spec, critic.config
     offsets = recovery_offsets(spec, cfg)
-    selector = CriticSelector(critic, offsets).eval()
+    selector = CriticSelector(critic, offsets, cfg.switch_margin).eval()
     k = N_FIXED + cfg.samples
     inputs, outputs = io_spec(spec, k)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = build_selection_graph(critic, offsets, opset)
+    model = build_selection_graph(critic, offsets, opset, cfg.switch_margin)
     contract = PolicyContract(
         family="safety_critic",
         task=spec,
@@ -158,7 +162,13 @@ def export_critic(
         weights_sha256=meta.get("weights_sha256", ""),
         train_config=meta.get("train_config", {}),
     )
-    settings = {"threshold": cfg.threshold, "gamma": cfg.gamma, "candidates": k, "samples": cfg.samples}
+    settings = {
+        "threshold": cfg.threshold,
+        "switch_margin": cfg.switch_margin,
+        "gamma": cfg.gamma,
+        "candidates": k,
+        "samples": cfg.samples,
+    }
     onnx.helper.set_model_props(
         model,
         {CONTRACT_KEY: contract.to_json(), CRITIC_KEY: json.dumps(settings), "spine.family": "safety_critic"},

@@ -57,8 +57,11 @@ def _twin_layers(critic: TwinRiskCritic) -> list[tuple[np.ndarray, np.ndarray]]:
     return layers
 
 
-def build_selection_graph(critic: TwinRiskCritic, offsets: np.ndarray, opset: int = 17) -> onnx.ModelProto:
-    """The selection graph for ``critic`` with the sampled recovery ``offsets`` ``(S, n)`` (rad)."""
+def build_selection_graph(
+    critic: TwinRiskCritic, offsets: np.ndarray, opset: int = 17, switch_margin: float = 0.0
+) -> onnx.ModelProto:
+    """The selection graph for ``critic`` with the sampled recovery ``offsets`` ``(S, n)`` (rad);
+    a candidate other than the action is judged at its risk + ``switch_margin``."""
     d, n = critic.spec.obs_size, critic.spec.n_joints
     k = len(FIXED_MIX) + offsets.shape[0]
     mix = candidate_mix(offsets.shape[0])
@@ -76,6 +79,8 @@ def build_selection_graph(critic: TwinRiskCritic, offsets: np.ndarray, opset: in
     # The key ArgMin minimizes: risk for a rejected candidate, below any risk for an accepted
     # one (so the first accepted one wins; the least risky when none is accepted).
     accept_key = (-2.0 + 1e-3 * np.arange(k, dtype=np.float32)).reshape(1, k)
+    margin = np.full((1, k), switch_margin, np.float32)
+    margin[0, 0] = 0.0
     inits = {
         "mix": mix,
         "rel_mix": rel,
@@ -89,6 +94,7 @@ def build_selection_graph(critic: TwinRiskCritic, offsets: np.ndarray, opset: in
         "w_out_t": w_out.T.copy(),  # (2, 2h)
         "b_out": b_out.reshape(2, 1),
         "accept_key": accept_key,
+        "switch_margin": margin,
     }
     nodes = [
         helper.make_node("Gemm", ["mix", "anchors", "offsets"], ["candidates"]),
@@ -111,8 +117,9 @@ def build_selection_graph(critic: TwinRiskCritic, offsets: np.ndarray, opset: in
         helper.make_node("Gemm", ["w_out_t", h, "b_out"], ["logits"], transB=1),  # (2, K)
         helper.make_node("ReduceMax", ["logits"], ["max_logit"], axes=[0], keepdims=1),  # (1, K)
         helper.make_node("Sigmoid", ["max_logit"], ["risk"]),
-        helper.make_node("Greater", ["risk", "threshold"], ["rejected"]),
-        helper.make_node("Where", ["rejected", "risk", "accept_key"], ["key"]),
+        helper.make_node("Add", ["risk", "switch_margin"], ["judged"]),
+        helper.make_node("Greater", ["judged", "threshold"], ["rejected"]),
+        helper.make_node("Where", ["rejected", "judged", "accept_key"], ["key"]),
         helper.make_node("ArgMin", ["key"], ["choice"], axis=1, keepdims=0),
         helper.make_node("Gather", ["candidates", "choice"], ["chosen"], axis=0),
     ]

@@ -38,7 +38,9 @@ def untrained_critic(task: str, out: Path) -> Path:
     for seed in range(4):
         env.reset(seed=seed)
         obs.append(build_observation(env.state(), env.task_spec.observation))
-    critic = TwinRiskCritic(env.task_spec, CriticConfig(hidden=32, samples=4))
+    # switch_margin 0: the plain "first under the threshold, else the least risky" rule (the
+    # margin's arithmetic is checked against torch in tests/policies/test_critic.py)
+    critic = TwinRiskCritic(env.task_spec, CriticConfig(hidden=32, samples=4, switch_margin=0.0))
     critic.fit_normalizer(np.stack(obs))
     save_critic(out / "checkpoint", critic, {"critic_hz": 100.0})
     export_critic(out / "checkpoint", out / "critic.onnx", samples=16)

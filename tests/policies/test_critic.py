@@ -132,8 +132,10 @@ def test_hydra_schema_names_a_misspelt_field() -> None:
             compose("critic", overrides=["critic.hiden=16"])
 
 
-def test_selection_graph_matches_the_torch_reference_with_three_layers() -> None:
-    """The hand-written graph (twins side by side, normalizer folded) equals CriticSelector."""
+@pytest.mark.parametrize("margin", [0.0, 0.0005])  # (risks of an untrained critic differ by ~1e-3)
+def test_selection_graph_matches_the_torch_reference_with_three_layers(margin: float) -> None:
+    """The hand-written graph (twins side by side, normalizer folded, switch margin) equals
+    CriticSelector."""
     import onnxruntime as ort
 
     import sim
@@ -147,16 +149,20 @@ def test_selection_graph_matches_the_torch_reference_with_three_layers() -> None
     critic.obs_mean.copy_(torch.as_tensor(rng.normal(0, 0.3, spec.obs_size), dtype=torch.float32))
     critic.obs_std.copy_(torch.as_tensor(rng.uniform(0.1, 2.0, spec.obs_size), dtype=torch.float32))
     offsets = recovery_offsets(spec, critic.config)
-    ref = CriticSelector(critic, offsets).eval()
-    sess = ort.InferenceSession(build_selection_graph(critic, offsets).SerializeToString())
+    ref = CriticSelector(critic, offsets, margin).eval()
+    sess = ort.InferenceSession(
+        build_selection_graph(critic, offsets, switch_margin=margin).SerializeToString()
+    )
     i, n = critic.q_index, spec.n_joints
     choices = set()
-    for thr in np.linspace(0.3, 0.7, 40):
+    for _ in range(40):
         obs = rng.normal(0, 1, (1, spec.obs_size)).astype(np.float32)
         q = obs[:, i : i + n]
         act = (q + rng.normal(0, 8, q.shape) * np.asarray(spec.action.max_delta)).astype(np.float32)
         hold = q + np.float32(0.01)
-        t = np.array([thr], np.float32)
+        with torch.no_grad():  # a threshold among this state's risks: the selection has work to do
+            risk = ref(*(torch.as_tensor(x) for x in (obs, act, hold, np.ones(1, np.float32))))[1].numpy()
+        t = np.array([rng.uniform(risk.min() - 0.03, risk.max() + 0.03)], np.float32)
         with torch.no_grad():
             want = [x.numpy() for x in ref(*(torch.as_tensor(x) for x in (obs, act, hold, t)))]
         got = sess.run(None, {"observation": obs, "anchors": np.concatenate([act, hold, q]), "threshold": t})
