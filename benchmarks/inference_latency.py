@@ -53,8 +53,9 @@ class Case:
 
 DIFFUSION = {"horizon": 8, "execute_steps": 8, "sampler": "euler", "sampler_steps": 10}
 CASES = (
-    Case("gcbc MLP 3x256", "gcbc"),
-    Case("gcbc MLP 3x256, int8", "gcbc", int8=True),
+    Case("gcbc MLP 2x256 (default)", "gcbc"),
+    Case("gcbc MLP 2x256, int8", "gcbc", int8=True),
+    Case("gcbc MLP 3x256", "gcbc", {"layers": 3}),
     Case("gcivl actor 3x256", "gcivl"),
     Case("sac_her actor 2x256", "sac_her"),
     Case("hiql 3x256", "hiql"),
@@ -67,9 +68,8 @@ CASES = (
 )
 STUDENT = {"horizon": 8, "execute_steps": 8}
 SWEEP = (  # smaller than the defaults: which sizes meet the targets
-    Case("gcbc MLP 2x256", "gcbc", {"layers": 2}),
-    Case("gcbc MLP 3x192", "gcbc", {"hidden": 192}),
-    Case("gcbc MLP 3x128", "gcbc", {"hidden": 128}),
+    Case("gcbc MLP 3x192", "gcbc", {"hidden": 192, "layers": 3}),
+    Case("gcbc MLP 3x128", "gcbc", {"hidden": 128, "layers": 3}),
     Case("diffusion 10-step, chunk 8, 3x192", "diffusion", {**DIFFUSION, "hidden": 192}, True),
     Case("diffusion 10-step, chunk 8, 2x256", "diffusion", {**DIFFUSION, "layers": 2}, True),
     Case("diffusion 10-step, chunk 8, 3x128", "diffusion", {**DIFFUSION, "hidden": 128}, True),

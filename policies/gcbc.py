@@ -31,7 +31,7 @@ class GCBCConfig:
     """GCBC hyper-parameters."""
 
     hidden: int = 256  # width of each hidden layer
-    layers: int = 3  # number of hidden layers
+    layers: int = 2  # number of hidden layers (2 x 256: ~8 µs per exported call on one core)
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
     relabel: bool = False  # True: hindsight goals (uniform later state of the episode), not desired_goal
