@@ -1,7 +1,7 @@
 """The critic's selection graph, written node by node from the trained weights (no tracing).
 
 The safety loop runs this graph at 1 kHz on a core whose caches other processes keep
-evicting, so what counts is how little code and memory one call touches: 14 nodes of 9 op
+evicting, so what counts is how little code and memory one call touches: 15 nodes of 10 op
 types, the twin critics side by side in one matrix per layer, the observation normalizer
 folded into the first layer's weights, and the observation's share of the first layer
 computed once for all candidates. It computes what ``critic_export.CriticSelector`` (the
@@ -14,6 +14,9 @@ torch reference it is checked against) computes:
     outputs  chosen (1, n)        first candidate with risk <= threshold, else the least risky
              risk (1, K)          pessimistic Q_risk (max over the twins) of each candidate
              choice (1,)          its index (int64)
+
+Candidates other than the action are judged at their risk + ``switch_margin`` (the ``risk``
+output is not shifted).
 
 Every candidate is a fixed mix of the three anchors plus a fixed offset, so all K of them
 come out of one ``Gemm``: ``candidates = M @ anchors + offsets``.
