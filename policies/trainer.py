@@ -44,7 +44,7 @@ class TrainConfig:
     eval_task: dict[str, Any] = field(default_factory=dict)  # task overrides for evaluation only
     save_every: int = 0  # gradient steps between resumable checkpoints (0: only at the end)
     resume: bool = False  # continue from out/checkpoint if it has a training state
-    torch_threads: int = 2  # intra-op threads for torch on CPU
+    torch_threads: int = 1  # intra-op threads for torch on CPU (2 on a busy 2-core machine: 30x slower)
     extras: dict[str, Any] = field(default_factory=dict)  # family-specific knobs (TrainContext)
     task: Any = field(default=None)  # task config group (set by Hydra)
     policy: Any = field(default=None)  # policy config group (set by Hydra)
