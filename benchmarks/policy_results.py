@@ -52,14 +52,24 @@ class Pair:
     note: str = ""
     teacher: str = ""  # family whose checkpoint (same seed) this one distils
     quick: tuple[str, ...] = field(default=("steps=200", "eval_every=200", "eval_episodes=2"))
+    label: str = ""  # row name of a task variant (its train/data args set the variant); "" = task
+
+    @property
+    def name(self) -> str:
+        """The row's task name: ``label`` or the task."""
+        return self.label or self.task
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{self.family}"
+        return f"{self.name}/{self.family}"
 
 
 REACH = Data("reach", ("episodes=300",))
 PUSH = Data("push", ("episodes=500", "action_noise=0.01"))  # noisy states, clean expert_action labels
+# push_fork: PushConfig.late_fork (both modes look the same until near the block), data with
+# paired_modes (every layout both ways, so the side cannot be told from the layout)
+LATE = ("task.late_fork=true",)
+PUSH_FORK = Data("push", (*LATE, "task.paired_modes=true", "episodes=500", "action_noise=0.01"))
 MAZE = Data("maze", ("mode=navigate", "episodes=200", "action_noise=0.1"))
 AT_2CM = ("+eval_task.success_threshold=0.02",)
 PAIRS: list[Pair] = [
@@ -81,7 +91,43 @@ PAIRS: list[Pair] = [
         teacher="diffusion",
     ),
     Pair(
-        "maze", "gcbc", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50", "policy.relabel=true")
+        "push",
+        "gcbc",
+        PUSH_FORK,
+        (
+            *LATE,
+            "steps=20000",
+            "eval_every=10000",
+            "eval_episodes=30",
+            "policy.hidden=512",
+            "policy.layers=4",
+        ),
+        "late fork; 512x4: same size as diffusion",
+        label="push_fork",
+    ),
+    Pair(
+        "push",
+        "diffusion",
+        PUSH_FORK,
+        (*LATE, "steps=20000", "eval_every=10000", "eval_episodes=30"),
+        "late fork",
+        label="push_fork",
+    ),
+    Pair(
+        "push",
+        "diffusion_student",
+        PUSH_FORK,
+        (*LATE, "steps=5000", "eval_every=5000", "eval_episodes=30"),
+        "late fork",
+        teacher="diffusion",
+        label="push_fork",
+    ),
+    Pair(
+        "maze",
+        "gcbc",
+        MAZE,
+        ("steps=20000", "eval_every=10000", "eval_episodes=50", "policy.relabel=true", "policy.layers=3"),
+        "3x256: the size of GCIVL's and HIQL's networks",
     ),
     Pair("maze", "gcivl", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50")),
     Pair("maze", "hiql", MAZE, ("steps=10000", "eval_every=5000", "eval_episodes=50"), "10k steps"),
@@ -105,15 +151,17 @@ def dataset(data: Data, out: Path, quick: bool) -> Path:
     return path
 
 
-def train(pair: Pair, seed: int, out: Path, quick: bool, threads: int) -> dict:
-    run_dir = out / "runs" / pair.task / pair.family / f"seed{seed}"
+def train(pair: Pair, seed: int, out: Path, quick: bool, threads: int, reuse: bool = False) -> dict:
+    run_dir = out / "runs" / pair.name / pair.family / f"seed{seed}"
+    if reuse and (run_dir / "summary.json").is_file():  # a finished run of this pair and seed
+        return json.loads((run_dir / "summary.json").read_text())
     args = [f"task={pair.task}", f"policy={pair.family}", f"seed={seed}", f"out={run_dir}", *pair.train]
     args.append(f"torch_threads={threads}")
     if pair.data is not None:
         args.append(f"dataset={dataset(pair.data, out, quick)}")
     if pair.teacher:
         args.append(
-            f"policy.teacher={out / 'runs' / pair.task / pair.teacher / f'seed{seed}' / 'checkpoint'}"
+            f"policy.teacher={out / 'runs' / pair.name / pair.teacher / f'seed{seed}' / 'checkpoint'}"
         )
     if quick:
         args += list(pair.quick)
@@ -130,12 +178,14 @@ def video(pair: Pair, out: Path) -> Path | None:
     from policies.checkpoint import load_checkpoint
     from sim.video import record_video
 
-    ckpt = out / "runs" / pair.task / pair.family / "seed0" / "checkpoint"
+    ckpt = out / "runs" / pair.name / pair.family / "seed0" / "checkpoint"
     if not ckpt.is_dir():
         return None
     policy, _ = load_checkpoint(ckpt)
-    env = sim.make(pair.task, render_mode="rgb_array")
-    path = out / "videos" / f"{pair.task}_{pair.family}.mp4"
+    task_args = dict(a.removeprefix("task.").split("=", 1) for a in pair.train if a.startswith("task."))
+    flags = {"true": True, "false": False}
+    env = sim.make(pair.task, render_mode="rgb_array", **{k: flags.get(v, v) for k, v in task_args.items()})
+    path = out / "videos" / f"{pair.name}_{pair.family}.mp4"
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return record_video(env, policy.act, path, seed=10_000, reset=policy.reset)
@@ -169,19 +219,20 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     ap.add_argument("--no-video", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training run")
+    ap.add_argument("--reuse", action="store_true", help="keep seeds whose run folder has a summary.json")
     args = ap.parse_args()
     chosen = [p for p in PAIRS if not args.pairs or p.key in args.pairs]
     rows = []
     for pair in chosen:
         runs = []
         for seed in args.seeds:
-            s = train(pair, seed, args.out, args.quick, args.threads)
+            s = train(pair, seed, args.out, args.quick, args.threads, args.reuse)
             runs.append(s)
             print(
                 f"{pair.key} seed {seed}: success {s['success_rate']:.2f} in {s['wall_s']:.0f} s", flush=True
             )
         row = {
-            "task": pair.task,
+            "task": pair.name,
             "family": pair.family,
             "success": [r["success_rate"] for r in runs],
             "wall_s": [r["wall_s"] for r in runs],
@@ -193,7 +244,7 @@ def main() -> None:
         }
         rows.append(row)
         if not args.quick:  # each pair's result is kept, so pairs can be (re)run separately
-            store = args.out / "results" / f"{pair.task}_{pair.family}.json"
+            store = args.out / "results" / f"{pair.name}_{pair.family}.json"
             store.parent.mkdir(parents=True, exist_ok=True)
             store.write_text(json.dumps(row, indent=2))
         if not args.no_video:
@@ -209,7 +260,7 @@ def stored_rows(out: Path) -> list[dict]:
     """Every pair's latest stored result under ``out/results``, in the order of PAIRS."""
     rows = []
     for pair in PAIRS:
-        path = out / "results" / f"{pair.task}_{pair.family}.json"
+        path = out / "results" / f"{pair.name}_{pair.family}.json"
         if path.is_file():
             rows.append(json.loads(path.read_text()))
     return rows

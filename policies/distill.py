@@ -31,8 +31,10 @@ from policies.family import TrainContext
 from policies.registry import register_policy
 from policies.samplers import SAMPLERS, karras_sigmas
 
-# Fields the student must share with its teacher (the network and the noise scale).
-SHARED_FIELDS = ("horizon", "hidden", "layers", "sigma_data", "sigma_max", "mean_head")
+# Fields the student must share with its teacher (what the chunk means and the noise scale);
+# the width and depth may differ when the student starts from scratch (init_from_teacher=false).
+SHARED_FIELDS = ("horizon", "sigma_data", "sigma_max", "mean_head")
+SIZE_FIELDS = ("hidden", "layers")
 
 
 @dataclass
@@ -88,6 +90,13 @@ class DistilledPolicy(DiffusionPolicy):
             if mine != theirs:
                 raise ValueError(f"StudentConfig.{name}={mine!r} differs from the teacher's {theirs!r}")
         if c.init_from_teacher:
+            for name in SIZE_FIELDS:
+                mine, theirs = getattr(c, name), getattr(teacher.config, name)
+                if mine != theirs:
+                    raise ValueError(
+                        f"StudentConfig.{name}={mine!r} differs from the teacher's {theirs!r}: "
+                        "a smaller student needs init_from_teacher=false"
+                    )
             self.load_state_dict(teacher.state_dict())
         else:
             for norm in ("obs_norm", "goal_norm", "act_norm"):

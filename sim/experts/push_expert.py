@@ -37,15 +37,23 @@ ORBIT_STEP = 0.4  # largest angle gone around the puck per step (rad)
 
 
 def detour(
-    goal: np.ndarray, block: np.ndarray, half: np.ndarray, side: int, clearance: float
+    goal: np.ndarray,
+    block: np.ndarray,
+    half: np.ndarray,
+    side: int,
+    clearance: float,
+    late_fork: bool = False,
 ) -> list[np.ndarray]:
-    """The puck's path ``[before, after, goal]``, each ``(2,)`` (m), past the block on ``side``.
+    """The puck's path ``[before, after, goal]``, each ``(2,)`` (m), past the block on ``side``;
+    with ``late_fork``, ``[fork, before, after, goal]``: ``fork`` lies on the block's axis
+    level with ``before``, the same point for both sides.
 
     Args:
         goal: puck target (>= 2,) m.
         block: block center (>= 2,) m; half: block half-sizes (>= 2,) m.
         side: ``MODE_NEAR`` passes on the robot's side of the block, else the far side.
         clearance: gap between the puck's edge and the block (m).
+        late_fork: go straight at the block to ``fork`` first (``PushConfig.late_fork``).
     """
     along = goal[:2] - block[:2]
     along /= np.linalg.norm(along)
@@ -57,14 +65,23 @@ def detour(
     beside = block[:2] + across * (reach_across + c.OBJECT_RADIUS + clearance)
     before = beside - along * (reach_along + c.OBJECT_RADIUS + clearance)
     after = beside + along * (reach_along + CONTACT + 2 * clearance)  # the fingers clear it too
-    return [before, after, np.asarray(goal[:2], dtype=np.float64)]
+    path = [before, after, np.asarray(goal[:2], dtype=np.float64)]
+    if late_fork:
+        path.insert(0, block[:2] - along * (reach_along + c.OBJECT_RADIUS + clearance))
+    return path
 
 
 def aim_point(puck: np.ndarray, path: list[np.ndarray], lookahead: float) -> np.ndarray:
     """Pure pursuit: the point ``(2,)`` (m) ``lookahead`` m further along ``path`` (before,
     after, goal) than the puck's projection on it; until the puck is level with ``before``
-    it heads for ``before`` itself."""
-    before, after, goal = path
+    it heads for ``before`` itself. A path led by a ``fork`` (``detour(late_fork=True)``):
+    until the puck is level with the fork, the point ``lookahead`` m along puck -> fork ->
+    before -> ...; then as without it."""
+    if len(path) == 4:
+        fork, path = path[0], path[1:]
+        if (puck - fork) @ (path[1] - path[0]) < 0:
+            return _pursue(puck, [fork, *path], lookahead)
+    before, after = path[0], path[1]
     along = (after - before) / np.linalg.norm(after - before)
     if (puck - before) @ along < 0:
         here, rest = puck, path
@@ -73,13 +90,19 @@ def aim_point(puck: np.ndarray, path: list[np.ndarray], lookahead: float) -> np.
         a, b = path[seg], path[seg + 1]
         t = np.clip((puck - a) @ (b - a) / max(float((b - a) @ (b - a)), 1e-12), 0.0, 1.0)
         here, rest = a + t * (b - a), path[seg + 1 :]
+    return _pursue(here, rest, lookahead)
+
+
+def _pursue(here: np.ndarray, rest: list[np.ndarray], lookahead: float) -> np.ndarray:
+    """The point ``(2,)`` (m) ``lookahead`` m along the polyline ``here -> rest[0] -> ...``
+    (its last point if it is shorter)."""
     left = lookahead
     for point in rest:
         step = float(np.linalg.norm(point - here))
         if step >= left:
             return here + (point - here) * (left / step)
         here, left = point, left - step
-    return goal
+    return rest[-1]
 
 
 def yaw_across(d: np.ndarray, lane: np.ndarray) -> float:
@@ -138,10 +161,12 @@ class PushExpert:
         return pose_ik_step(self._physics, target, hand_down(yaw), self._max_delta, gains)
 
     def puck_path(self, state: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """The puck's path ``[before, after, goal]`` (each ``(2,)``, m) on this episode's side."""
+        """The puck's path ``[before, after, goal]`` (each ``(2,)``, m) on this episode's side,
+        led by the fork with ``PushConfig.late_fork``."""
         side = self.env.mode if self.mode is None else self.mode
         block, half = state[OBSTACLE_CENTER.name], state[OBSTACLE_HALF_SIZE.name]
-        return detour(np.asarray(state[GOAL_FIELD.name]), block, half, side, self.clearance)
+        goal, late = np.asarray(state[GOAL_FIELD.name]), self.env.config.late_fork
+        return detour(goal, block, half, side, self.clearance, late)
 
     def ee_target(self, state: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float, bool]:
         """End-effector target ``(3,)`` (m), hand yaw (rad) and whether it is pushing."""

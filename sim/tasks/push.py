@@ -66,6 +66,16 @@ class PushConfig(ReachConfig):
     pushing (0.03 m), so the palm may pass over it; the puck and the fingertips may not."""
     block_jitter: float = 0.015
     """Largest offset of the block's xy from the start-goal midpoint (m)."""
+    late_fork: bool = False
+    """Off (default): the expert heads for its side of the block from the first step, so the
+    hidden ``mode`` shows in the arm's approach. On: the expert first pushes the puck straight
+    at the block, to a point on the block's axis level with the detour's start, and turns to
+    its side only there; both modes look the same until the puck is ~6 cm from that fork, and
+    the mean of the two ways on (what a regression policy learns) pushes it into the block."""
+    paired_modes: bool = False
+    """On: a reset without a seed right after a fresh layout replays that layout (start joints,
+    puck, goal, block) with the other ``mode``, so collected data shows each situation both
+    ways and ``mode`` cannot be told from the layout. Seeded resets always draw a fresh layout."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -90,6 +100,7 @@ class PushEnv(Arm7GoalEnv):
         self._block_center = np.zeros(3)  # (3,) m, set at every reset
         self._block_half = np.zeros(3)  # (3,) m
         self.mode = MODE_NEAR
+        self._pending: tuple[Any, ...] | None = None  # paired_modes: the layout to replay next
         super().__init__(*args, **kwargs)
 
     def _make_physics(self) -> PushPhysics:
@@ -118,6 +129,12 @@ class PushEnv(Arm7GoalEnv):
             [rng.uniform(*cfg.block_half_x), rng.uniform(*cfg.block_half_y), cfg.block_height / 2]
         )
         mode = int(rng.integers(2))
+        if cfg.paired_modes:
+            if seed is None and self._pending is not None:  # the same layout, the other way
+                q0, start, goal, yaw, jitter, half, mode = self._pending
+                mode, self._pending = 1 - mode, None
+            else:
+                self._pending = (q0, start, goal, yaw, jitter, half, mode)
         q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(c.N_JOINTS)
         start = np.asarray(options.pop(OBJECT_POS.name, start), dtype=np.float64).reshape(3)
         goal = np.asarray(options.pop(GOAL_FIELD.name, goal), dtype=np.float64).reshape(3)

@@ -225,3 +225,17 @@ def test_hydra_configs_compose_and_reject_typos() -> None:
         assert StudentConfig(**cfg.policy).sampler_steps == 1
         with pytest.raises(Exception, match="sampler_step"):
             compose("train", overrides=[*base, "policy=diffusion", "policy.sampler_step=3"])
+
+
+def test_a_smaller_student_starts_from_scratch_not_from_the_teachers_weights(teacher: Teacher) -> None:
+    """Width and depth may differ from the teacher's only without init_from_teacher."""
+    _, path, _ = teacher
+    shared = {k: TOY[k] for k in ("horizon", "execute_steps", "sigma_data")}
+    smaller = {**shared, "hidden": TOY["hidden"] // 2, "layers": 1, "teacher": str(path), "pool_size": 256}
+    with pytest.raises(ValueError, match=r"hidden.*init_from_teacher=false"):
+        DistilledPolicy(SPEC, StudentConfig(**smaller)).setup_training(ctx(2))
+    student = DistilledPolicy(SPEC, StudentConfig(**smaller, init_from_teacher=False, lr=1e-3))
+    student.setup_training(ctx(2))
+    assert np.isfinite(student.update(1)["loss"])
+    size = lambda m: sum(p.numel() for p in m.net.parameters())  # noqa: E731
+    assert size(student) < size(teacher[0])
