@@ -79,8 +79,12 @@ def load_checkpoint(directory: Path) -> tuple[Any, dict[str, Any]]:
             raise ValueError(f"{meta_path}: missing field {key!r}")
     contract = PolicyContract.from_dict(meta["contract"], source=str(meta_path))
     entry = policy_entry(meta["family"])
+    fields = dict(meta["policy_config"])
+    for name, was in getattr(entry.config, "LEGACY_FIELDS", {}).items():
+        if name not in fields and was in fields:  # saved before ``name`` existed: it was ``was``
+            fields[name] = fields[was]
     try:
-        config = entry.config(**meta["policy_config"])
+        config = entry.config(**fields)
     except TypeError as e:
         raise ValueError(f"{meta_path}: policy_config does not fit {entry.config.__name__}: {e}") from None
     policy = make_policy(meta["family"], contract.task, config)

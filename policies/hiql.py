@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -51,7 +52,8 @@ class HIQLConfig:
     """HIQL hyper-parameters (OGBench's defaults where they fit a small CPU budget)."""
 
     hidden: int = 256  # width of each hidden layer (value heads, phi, both policies)
-    layers: int = 3  # hidden layers per MLP
+    layers: int = 3  # hidden layers of the value heads and phi
+    actor_layers: int = 2  # hidden layers of each policy (the exported graphs: 2x256 runs in ~8 µs)
     rep_dim: int = 10  # size of the goal representation phi(g) (length sqrt(rep_dim))
     lr: float = 3e-4  # Adam learning rate (constant)
     discount: float = 0.99  # gamma of the -1 per step reward
@@ -63,6 +65,8 @@ class HIQLConfig:
     high_level_every: int = 5  # control steps between high-level calls in act() (>= 1)
     value_p_current: float = 0.2  # value goals: the transition's own next state
     value_p_future: float = 0.5  # value goals: a later state, geometric(discount); rest random
+    # checkpoints written before the actor had its own depth: its depth was ``layers``
+    LEGACY_FIELDS: ClassVar[dict[str, str]] = {"actor_layers": "layers"}
 
     def __post_init__(self) -> None:
         for key in ("discount", "expectile"):
@@ -70,7 +74,7 @@ class HIQLConfig:
                 raise ValueError(f"HIQLConfig.{key} must be in (0, 1), got {getattr(self, key)}")
         if not 0.0 < self.target_tau <= 1.0:
             raise ValueError(f"HIQLConfig.target_tau must be in (0, 1], got {self.target_tau}")
-        for key in ("rep_dim", "subgoal_steps", "high_level_every"):
+        for key in ("layers", "actor_layers", "rep_dim", "subgoal_steps", "high_level_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"HIQLConfig.{key} must be >= 1, got {getattr(self, key)}")
         self.value_goals()  # probabilities checked by GoalMix
@@ -94,8 +98,8 @@ class HIQLPolicy(OfflineValueTraining, nn.Module):
         self.goal_norm = Normalizer(spec.goal.size)
         self.value = GoalValue(spec.obs_size, spec.goal.size, h, n, rep_dim=config.rep_dim)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
-        self.high_actor = mlp(spec.obs_size + spec.goal.size, h, n, config.rep_dim)
-        self.low_actor = mlp(spec.obs_size + config.rep_dim, h, n, spec.n_joints)
+        self.high_actor = mlp(spec.obs_size + spec.goal.size, h, config.actor_layers, config.rep_dim)
+        self.low_actor = mlp(spec.obs_size + config.rep_dim, h, config.actor_layers, spec.n_joints)
         self.q_start = field_offset(spec.observation, JOINT_POS)
         self.register_buffer("max_delta", torch.tensor(spec.action.max_delta, dtype=torch.float32))
         self._opt: torch.optim.Optimizer | None = None

@@ -165,3 +165,24 @@ def test_hydra_config_rejects_typos_by_name() -> None:
             compose("train", overrides=["task=maze", "policy=hiql", "dataset=x", "policy.subgoal_step=5"])
     with pytest.raises(ValueError, match="high_level_every"):
         HIQLConfig(high_level_every=0)
+
+
+def test_actor_depth_is_its_own_and_old_checkpoints_keep_theirs(
+    nav: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """The exported policies have ``actor_layers`` hidden layers, the value ``layers``; a
+    checkpoint written before ``actor_layers`` existed loads with the depth it was trained at."""
+    import json
+
+    policy = make(nav, HIQLConfig(hidden=16, layers=3, actor_layers=1, rep_dim=4))
+    linear = [m for m in policy.low_actor if isinstance(m, torch.nn.Linear)]
+    assert len(linear) == 2 and len([m for m in policy.high_actor if isinstance(m, torch.nn.Linear)]) == 2
+    old = make(nav, HIQLConfig(hidden=16, layers=2, actor_layers=2, rep_dim=4))
+    ckpt = save_checkpoint(tmp_path / "old", old, {}, 0, {})
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    del meta["policy_config"]["actor_layers"]  # as written before the field existed
+    (ckpt / "checkpoint.json").write_text(json.dumps(meta))
+    loaded, _ = load_checkpoint(ckpt)
+    assert loaded.config.actor_layers == 2
+    with pytest.raises(ValueError, match="actor_layers"):
+        HIQLConfig(actor_layers=0)
