@@ -1,7 +1,7 @@
 """Policy inference latency on one CPU thread, every family: onnxruntime next to torch eager.
 
     .venv/bin/python benchmarks/inference_latency.py [--calls 5000] [--families gcbc,diffusion]
-        [--sweep] [--plot benchmarks/inference_latency.png]
+        [--sweep] [--rounds 3] [--plot benchmarks/inference_latency.png]
 
 Each family is built at its default size (diffusion: chunk 8, 10 Euler steps unrolled;
 student: 1 step), its normalizers given random statistics, saved, and exported by
@@ -9,7 +9,9 @@ student: 1 step), its normalizers given random statistics, saved, and exported b
 timed in torch eager (``torch.inference_mode``, 1 thread, the family's own function) and in
 onnxruntime as the runtime calls it (inputs copied into the bound float32 buffers, ``run()``
 on preallocated outputs). Torch and onnxruntime alternate in ``--windows`` windows, so both
-see the same machine load. Prints p50 / p99 / p99.9 in µs over all calls, the best window's
+see the same machine load; ``--rounds N`` times every graph N times round-robin, so that a slow
+spell of the host (they last seconds here) lands in one round of each graph, not on one graph.
+Prints p50 / p99 / p99.9 in µs over all calls, the best window's
 p50 (the cost with the least interference from other processes), and the torch / onnxruntime
 ratio of both p50s. ``nodes`` is the number of nodes onnxruntime executes (after its own graph
 optimizations). ``--sweep`` adds smaller networks than the defaults (which sizes meet the
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from deploy.bundle import load_bundle
 from deploy.export import export_bundle
@@ -56,9 +59,9 @@ CASES = (
     Case("gcbc MLP 2x256 (default)", "gcbc"),
     Case("gcbc MLP 2x256, int8", "gcbc", int8=True),
     Case("gcbc MLP 3x256", "gcbc", {"layers": 3}),
-    Case("gcivl actor 3x256", "gcivl"),
+    Case("gcivl actor 2x256", "gcivl"),
     Case("sac_her actor 2x256", "sac_her"),
-    Case("hiql 3x256", "hiql"),
+    Case("hiql 2x256", "hiql"),
     Case("diffusion 10-step, chunk 8", "diffusion", DIFFUSION, slow=True),
     Case("diffusion 10-step, chunk 8, int8", "diffusion", DIFFUSION, slow=True, int8=True),
     Case("diffusion Heun 5-step, chunk 16", "diffusion", {}, slow=True),  # the config defaults
@@ -76,6 +79,8 @@ SWEEP = (  # smaller than the defaults: which sizes meet the targets
     Case("student 1-step, chunk 8, 3x192", "diffusion_student", {**STUDENT, "hidden": 192}),
     Case("student 1-step, chunk 8, 2x192", "diffusion_student", {**STUDENT, "hidden": 192, "layers": 2}),
     Case("student 1-step, chunk 8, 3x128", "diffusion_student", {**STUDENT, "hidden": 128}),
+    Case("student 1-step, chunk 8, int8", "diffusion_student", STUDENT, int8=True),
+    Case("student 1-step, chunk 8, 2x256, int8", "diffusion_student", {**STUDENT, "layers": 2}, int8=True),
 )
 
 
@@ -90,23 +95,35 @@ def fresh_checkpoint(case: Case, root: Path) -> Path:
     return save_checkpoint(root / "checkpoint", policy, {}, 0, {})
 
 
-def timed(fns: dict[str, Any], calls: int, windows: int) -> dict[str, dict[str, float]]:
-    """Percentiles (µs) of each function over ``calls`` calls in ``windows`` alternating windows,
-    plus ``p50_best``: the lowest p50 of a window."""
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(windows):
-        for name, fn in fns.items():
-            for _ in range(100):  # warm-up: caches, branch predictors, allocator
-                fn()
-            window = []
-            for _ in range(max(calls // windows, 1)):
-                t0 = time.perf_counter_ns()
-                fn()
-                window.append((time.perf_counter_ns() - t0) / 1e3)
-            samples[name] += window
-            best[name] = min(best[name], float(np.median(window)))
-    return {k: {**percentiles(samples[k]), "p50_best": best[k]} for k in fns}
+@dataclass
+class Timed:
+    """One graph ready to time: torch and onnxruntime callables, and the windows timed so far."""
+
+    label: str
+    fns: dict[str, Any]  # "torch" / "ort" -> a no-argument call
+    calls: int  # per round
+    parity: float
+    nodes: int
+    windows: dict[str, list[list[float]]] = field(default_factory=dict)  # name -> windows of µs
+
+    def run(self, windows: int) -> None:
+        """``windows`` alternating windows of ``calls // windows`` calls of each function."""
+        for _ in range(windows):
+            for name, fn in self.fns.items():
+                for _ in range(100):  # warm-up: caches, branch predictors, allocator
+                    fn()
+                window = []
+                for _ in range(max(self.calls // windows, 1)):
+                    t0 = time.perf_counter_ns()
+                    fn()
+                    window.append((time.perf_counter_ns() - t0) / 1e3)
+                self.windows.setdefault(name, []).append(window)
+
+    def stats(self, name: str) -> dict[str, float]:
+        """Percentiles (µs) over every call, plus ``p50_best``: the lowest p50 of one window."""
+        ws = self.windows[name]
+        best = min(float(np.median(w)) for w in ws)
+        return {**percentiles([x for w in ws for x in w]), "p50_best": best}
 
 
 def quantized(path: Path) -> Path:
@@ -130,8 +147,8 @@ def executed_nodes(path: Path) -> int:
     return len(onnx.load(opts.optimized_model_filepath).graph.node)
 
 
-def bench_case(case: Case, root: Path, calls: int, windows: int) -> list[tuple[str, dict, dict, float, int]]:
-    """(graph label, torch percentiles, onnxruntime percentiles, parity, nodes) per graph of the case."""
+def prepare_case(case: Case, root: Path, calls: int) -> list[Timed]:
+    """Export the case and set up torch and onnxruntime calls for each of its graphs."""
     ckpt = fresh_checkpoint(case, root)
     report = export_bundle(ckpt, root / "bundle", samples=32)
     bundle = load_bundle(root / "bundle")
@@ -162,8 +179,7 @@ def bench_case(case: Case, root: Path, calls: int, windows: int) -> list[tuple[s
         if case.int8:
             parity = numeric_parity(g, session, 256, 0)
         label = case.label + (f" [{g.file.removesuffix('.onnx')}]" if len(plan.graphs) > 1 else "")
-        t = timed({"torch": torch_call, "ort": ort_call}, n, windows)
-        rows.append((label, t["torch"], t["ort"], parity, executed_nodes(path)))
+        rows.append(Timed(label, {"torch": torch_call, "ort": ort_call}, n, parity, executed_nodes(path)))
     return rows
 
 
@@ -195,17 +211,24 @@ def main() -> None:
     ap.add_argument("--families", help="comma-separated families to run (default: all cases)")
     ap.add_argument("--sweep", action="store_true", help="also time smaller networks (SWEEP)")
     ap.add_argument("--plot", type=Path, help="also save a bar chart of the p50s here (.png)")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="time every graph this many times, round-robin (host noise)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     wanted = set(args.families.split(",")) if args.families else None
-    rows = []
+    timers: list[Timed] = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, case in enumerate(CASES + (SWEEP if args.sweep else ())):
             if wanted is None or case.family in wanted:
-                rows += bench_case(case, Path(tmp) / str(i), args.calls, args.windows)
+                timers += prepare_case(case, Path(tmp) / str(i), args.calls)
+        for _ in tqdm(range(args.rounds), desc="rounds", disable=args.rounds == 1):
+            for t in timers:  # round-robin: a slow spell of the host hits one round, not one graph
+                t.run(args.windows)
+    rows = [(t.label, t.stats("torch"), t.stats("ort"), t.parity, t.nodes) for t in timers]
     print(
-        f"1 thread, {args.calls} calls per graph (1/5 for 10-step diffusion) in {args.windows} windows, "
-        f"{platform.machine()}"
+        f"1 thread, {args.calls} calls per graph (1/5 for 10-step diffusion) in {args.windows} windows"
+        f" x {args.rounds} rounds, {platform.machine()}"
     )
     head = f"{'policy graph':<40}{'runtime':<12}{'p50 us':>8}{'p99 us':>9}{'p99.9 us':>10}{'best p50':>10}"
     print(head + f"{'ratio p50':>11}{'best':>7}{'parity':>9}{'nodes':>7}")
