@@ -44,6 +44,7 @@ from policies.family import TrainContext
 from policies.goal_io import goal_env_tensors, goal_inputs
 from policies.networks import mlp
 from policies.normalizer import Normalizer
+from policies.optim import AdamWCosine
 from policies.registry import register_policy
 from policies.samplers import SAMPLERS, Denoiser, get_sampler, karras_sigmas
 from sim.contract import TensorSpec
@@ -112,7 +113,7 @@ class DiffusionConfig:
 
 
 @register_policy("diffusion", config=DiffusionConfig)
-class DiffusionPolicy(nn.Module):
+class DiffusionPolicy(AdamWCosine, nn.Module):
     """``(observation (B, obs), goal (B, g), noise (B, H, J)) -> joint targets (B, H, J)`` rad."""
 
     family = "diffusion"
@@ -141,8 +142,6 @@ class DiffusionPolicy(nn.Module):
         self._queue: deque[np.ndarray] = deque()
         self._data: TrajectoryDataset | None = None
         self._batch_size = 0
-        self._opt: torch.optim.Optimizer | None = None
-        self._sched: torch.optim.lr_scheduler.LRScheduler | None = None
 
     # ----- data -------------------------------------------------------------------------
     def _joint_pos(self, observation: torch.Tensor) -> torch.Tensor:
@@ -186,25 +185,12 @@ class DiffusionPolicy(nn.Module):
             )
         self._data, self._batch_size = TrajectoryDataset(ctx.data, ctx.seed), ctx.batch_size
         self.fit_normalizers(self._data)
-        self._opt = torch.optim.AdamW(
-            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
-        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {} if self._opt is None else {"policy": self._opt}
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return {} if self._sched is None else {"policy": self._sched}
+        self.setup_optimizer(self.parameters(), self.config.lr, self.config.weight_decay, ctx.total_steps)
 
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step of the loss on a fresh batch."""
-        assert self._opt is not None and self._sched is not None, "call setup_training first"
         loss, metrics = self.loss(self.sample_batch())
-        self._opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._opt.step()
-        self._sched.step()
+        self.descend(loss)
         return metrics
 
     def train_sigmas(self, n: int) -> torch.Tensor:

@@ -107,8 +107,7 @@ class DistilledPolicy(DiffusionPolicy):
         self._pool = self.solve_pool(
             teacher, Solver(c.teacher_sampler, sigmas, c.teacher_guidance, c.teacher_noise_scale)
         )
-        self._opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
+        self.setup_optimizer(self.parameters(), c.lr, c.weight_decay, ctx.total_steps)
 
     @torch.no_grad()
     def solve_pool(self, teacher: DiffusionPolicy, solver: Solver) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from policies.family import BatchSampler, TrainContext
 from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
 from policies.networks import mlp
 from policies.normalizer import Normalizer
+from policies.optim import AdamWCosine
 from policies.registry import register_policy
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
@@ -38,7 +39,7 @@ class GCBCConfig:
 
 
 @register_policy("gcbc", config=GCBCConfig)
-class GCBCPolicy(nn.Module):
+class GCBCPolicy(AdamWCosine, nn.Module):
     """MLP policy ``(observation (B, obs), goal (B, g)) -> joint_target (B, n_joints)`` in rad."""
 
     family = "gcbc"
@@ -52,8 +53,6 @@ class GCBCPolicy(nn.Module):
         self.net = mlp(spec.obs_size + spec.goal.size, config.hidden, config.layers, spec.n_joints)
         self.q_start = field_offset(spec.observation, JOINT_POS)
         self.register_buffer("max_delta", torch.tensor(spec.action.max_delta, dtype=torch.float32))
-        self._opt: torch.optim.Optimizer | None = None
-        self._sched: torch.optim.lr_scheduler.LRScheduler | None = None
         self._sampler: BatchSampler | None = None
         self._relabeler: TrajectoryDataset | None = None
 
@@ -73,25 +72,13 @@ class GCBCPolicy(nn.Module):
         self._sampler = BatchSampler(
             ctx.data, ("observation", "desired_goal", "action"), ctx.batch_size, ctx.seed
         )
-        self._opt = torch.optim.AdamW(
-            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
-        self._sched = torch.optim.lr_scheduler.CosineAnnealingLR(self._opt, T_max=max(ctx.total_steps, 1))
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {} if self._opt is None else {"policy": self._opt}
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return {} if self._sched is None else {"policy": self._sched}
+        self.setup_optimizer(self.parameters(), self.config.lr, self.config.weight_decay, ctx.total_steps)
 
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step on a uniform batch."""
-        assert self._opt is not None and self._sampler is not None, "call setup_training first"
+        assert self._sampler is not None, "call setup_training first"
         loss, metrics = self.loss(self._sample())
-        self._opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._opt.step()
-        self._sched.step()
+        self.descend(loss)
         return metrics
 
     def _sample(self) -> dict[str, torch.Tensor]:
