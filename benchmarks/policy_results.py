@@ -127,10 +127,22 @@ PAIRS: list[Pair] = [
         "gcbc",
         MAZE,
         ("steps=20000", "eval_every=10000", "eval_episodes=50", "policy.relabel=true", "policy.layers=3"),
-        "3x256: the size of GCIVL's and HIQL's networks",
+        "3x256: the size of GCIVL's and HIQL's value networks",
     ),
-    Pair("maze", "gcivl", MAZE, ("steps=20000", "eval_every=10000", "eval_episodes=50")),
-    Pair("maze", "hiql", MAZE, ("steps=10000", "eval_every=5000", "eval_episodes=50"), "10k steps"),
+    Pair(
+        "maze",
+        "gcivl",
+        MAZE,
+        ("steps=20000", "eval_every=10000", "eval_episodes=50"),
+        "value 3x256, actor 2x256",
+    ),
+    Pair(
+        "maze",
+        "hiql",
+        MAZE,
+        ("steps=10000", "eval_every=5000", "eval_episodes=50"),
+        "10k steps; value 3x256, policies 2x256",
+    ),
 ]
 
 
