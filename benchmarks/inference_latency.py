@@ -70,6 +70,9 @@ CASES = (
     Case("student 1-step, chunk 8, 2x128", "diffusion_student", {"horizon": 8, "hidden": 128, "layers": 2}),
 )
 STUDENT = {"horizon": 8, "execute_steps": 8}
+# the one-step student as a plain MLP (policies/student_net.py), the push teacher's chunk 16
+MLP_STUDENT = {"horizon": 16, "execute_steps": 4, "net": "mlp", "hidden": 512, "layers": 4}
+MLP_STUDENT["init_from_teacher"] = False
 SWEEP = (  # smaller than the defaults: which sizes meet the targets
     Case("gcbc MLP 3x192", "gcbc", {"hidden": 192, "layers": 3}),
     Case("gcbc MLP 3x128", "gcbc", {"hidden": 128, "layers": 3}),
@@ -81,6 +84,15 @@ SWEEP = (  # smaller than the defaults: which sizes meet the targets
     Case("student 1-step, chunk 8, 3x128", "diffusion_student", {**STUDENT, "hidden": 128}),
     Case("student 1-step, chunk 8, int8", "diffusion_student", STUDENT, int8=True),
     Case("student 1-step, chunk 8, 2x256, int8", "diffusion_student", {**STUDENT, "layers": 2}, int8=True),
+    Case("student MLP 512x4, chunk 16", "diffusion_student", MLP_STUDENT),
+    Case("student MLP 512x4, chunk 16, int8", "diffusion_student", MLP_STUDENT, int8=True),
+    Case("student MLP 512x4, chunk 8, int8", "diffusion_student", {**MLP_STUDENT, **STUDENT}, int8=True),
+    Case(
+        "student MLP 384x3, chunk 16, int8",
+        "diffusion_student",
+        {**MLP_STUDENT, "hidden": 384, "layers": 3},
+        int8=True,
+    ),
 )
 
 

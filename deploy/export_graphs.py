@@ -13,6 +13,7 @@ drawn around; plus the contract fields the plan adds (``execute_steps``, high-le
   noise an input; for Euler/DDIM/Heun without guidance the leaner ``EulerChunkTwin``
   (``deploy.export_diffusion``), else (or if that ever fails parity) the policy's own
   ``forward(observation, goal, noise)`` traced as it is.
+  The one-step MLP student (``net=mlp``) has its own twin, ``deploy.export_student``.
 - hiql: two graphs, the high level ``(observation, goal) -> subgoal_rep`` (``FoldedHighLevel``,
   falling back to tracing ``high_level`` if it fails parity) and the low level
   ``(observation, subgoal_rep) -> joint_target`` (a ``FoldedMLP``).
@@ -35,6 +36,7 @@ from torch import nn
 
 from deploy.bundle import HIGH_LEVEL_FILE, POLICY_FILE
 from deploy.export_diffusion import EulerChunkTwin, lean_twin_applies
+from deploy.export_student import StudentMLPTwin, mlp_student_applies
 from policies.value import unit_scale
 from sim.contract import TensorSpec
 
@@ -204,6 +206,8 @@ def _diffusion(policy: Any) -> ExportPlan:
     inputs, outputs = policy.io_spec()
     plain = copy.deepcopy(policy).eval()
     twin, fallback = (EulerChunkTwin(policy), plain) if lean_twin_applies(policy) else (plain, None)
+    if mlp_student_applies(policy):  # the one-step MLP student (deploy.export_student)
+        twin, fallback = StudentMLPTwin(policy), plain
     stats = {"observation": _np(_norm_stats(policy.obs_norm, "obs_norm"))}
     stats["goal"] = _np(_norm_stats(policy.goal_norm, "goal_norm"))
     stats["noise"] = _unit(inputs[2])

@@ -12,7 +12,9 @@ on data would give their mean). This is direct distillation of the ODE (Luhman &
 
 The student is a ``DiffusionPolicy`` of the same architecture (initialized from the teacher's
 weights and normalizers), so chunks, receding-horizon execution, checkpoints and the export
-twin are shared; only its training and its one-step sampler differ.
+twin are shared; only its training and its one-step sampler differ. With ``net="mlp"`` its
+network is a plain LayerNorm/GELU MLP instead (``policies.student_net.StudentMLP``, trained from
+scratch, no mean head: the pool's targets already are the teacher's full normalized chunks).
 
     spine-train task=push policy=diffusion_student policy.teacher=runs/diff/checkpoint ...
 """
@@ -30,11 +32,14 @@ from policies.diffusion import DiffusionConfig, DiffusionPolicy, Solver
 from policies.family import TrainContext
 from policies.registry import register_policy
 from policies.samplers import SAMPLERS, karras_sigmas
+from policies.student_net import StudentMLP
+from sim.spec import TaskSpec
 
 # Fields the student must share with its teacher (what the chunk means and the noise scale);
 # the width and depth may differ when the student starts from scratch (init_from_teacher=false).
 SHARED_FIELDS = ("horizon", "sigma_data", "sigma_max", "mean_head")
 SIZE_FIELDS = ("hidden", "layers")
+NETS = ("denoiser", "mlp")  # the teacher's ChunkDenoiser (+ mean head), or a plain StudentMLP
 
 
 @dataclass
@@ -52,6 +57,7 @@ class StudentConfig(DiffusionConfig):
     teacher_noise_scale: float = 0.5  # temperature of the teacher's solve (distilled into the student)
     init_from_teacher: bool = True  # start from the teacher's weights (else only its normalizers)
     pool_size: int = 65_536  # (state, noise, teacher chunk) triples solved once at setup
+    net: str = "denoiser"  # "denoiser" (teacher's architecture) or "mlp" (StudentMLP, no mean head)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,6 +71,13 @@ class StudentConfig(DiffusionConfig):
             )
         if self.teacher_steps < 1:
             raise ValueError("StudentConfig.teacher_steps must be >= 1")
+        if self.net not in NETS:
+            raise ValueError(f"StudentConfig.net: {self.net!r} is not one of {NETS}")
+        if self.net == "mlp" and self.init_from_teacher:
+            raise ValueError(
+                "StudentConfig.init_from_teacher: must be false with net='mlp' "
+                "(the MLP student has none of the teacher's layers to copy)"
+            )
 
 
 @register_policy("diffusion_student", config=StudentConfig)
@@ -72,6 +85,15 @@ class DistilledPolicy(DiffusionPolicy):
     """A diffusion policy whose chunk is one network call ``D(sigma_max noise; sigma_max)``."""
 
     family = "diffusion_student"
+
+    def __init__(self, spec: TaskSpec, config: StudentConfig) -> None:
+        super().__init__(spec, config)
+        if config.net == "mlp":  # mean_head has no effect: the MLP regresses the full chunk
+            h, j = config.horizon, spec.n_joints
+            self.net = StudentMLP(
+                h * j, spec.obs_size, spec.goal.size, config.hidden, config.layers, config.sigma_data
+            )
+            self.mean_net = None
 
     def setup_training(self, ctx: TrainContext) -> None:
         """Load the teacher, copy its normalizers (and weights), AdamW with a cosine schedule."""
@@ -85,7 +107,8 @@ class DistilledPolicy(DiffusionPolicy):
         teacher, meta = load_checkpoint(Path(c.teacher))
         if meta["family"] != "diffusion":
             raise ValueError(f"StudentConfig.teacher: {c.teacher} holds a {meta['family']!r} policy")
-        for name in SHARED_FIELDS:
+        shared = [f for f in SHARED_FIELDS if c.net == "denoiser" or f != "mean_head"]  # mlp: no mean head
+        for name in shared:
             mine, theirs = getattr(c, name), getattr(teacher.config, name)
             if mine != theirs:
                 raise ValueError(f"StudentConfig.{name}={mine!r} differs from the teacher's {theirs!r}")
