@@ -88,6 +88,12 @@ SWEEP = (  # smaller than the defaults: which sizes meet the targets
     Case("student MLP 512x4, chunk 16, int8", "diffusion_student", MLP_STUDENT, int8=True),
     Case("student MLP 512x4, chunk 8, int8", "diffusion_student", {**MLP_STUDENT, **STUDENT}, int8=True),
     Case(
+        "student MLP 448x3, chunk 16, int8",
+        "diffusion_student",
+        {**MLP_STUDENT, "hidden": 448, "layers": 3},
+        int8=True,
+    ),
+    Case(
         "student MLP 384x3, chunk 16, int8",
         "diffusion_student",
         {**MLP_STUDENT, "hidden": 384, "layers": 3},
