@@ -1,7 +1,6 @@
 """Diffusion policy: EDM preconditioning, receding horizon, guidance, training and the
 one-step student on a tiny bimodal toy (two joints, targets +0.4 or -0.4 rad by episode)."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +64,7 @@ def near_a_mode(chunk: torch.Tensor, tol: float) -> torch.Tensor:
 Teacher = tuple[DiffusionPolicy, Path, list[float]]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny networks: one intra-op thread is faster than two on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ through ``spine-export``'s Python API (float32 parity, int8 parity reported)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,7 @@ SMALL = dict(horizon=4, execute_steps=2, hidden=32, layers=1)
 STUDENT = dict(SMALL, hidden=48, layers=2, mean_head=False, net="mlp", init_from_teacher=False, lr=1e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
