@@ -76,6 +76,9 @@ class SafetyFilter:
         self._reach = lim.v_max * lim.policy_period
         self._max_step = lim.max_step
         self._cbf = min(1.0, lim.cbf_alpha * lim.policy_period)
+        # Per-joint constants as plain floats for ``_bound`` (7 joints: ~2.5x faster than numpy)
+        consts = (lim.q_min, lim.q_max, self._reach, self._max_step)
+        self._joint_consts = tuple(zip(*(c.tolist() for c in consts), strict=True))
         self._box = None
         if lim.workspace_low is not None:
             self._box = (tuple(lim.workspace_low), tuple(lim.workspace_high))
@@ -141,7 +144,7 @@ class SafetyFilter:
         """
         if self.last is None:
             raise RuntimeError("SafetyFilter used before reset()")
-        lim, last = self.limits, self.last
+        last = self.last
         q = None if joint_pos is None else np.asarray(joint_pos, dtype=np.float64).reshape(-1)
         state_ok = self._state_ok(q, state_age)
         critic_ran = False
@@ -154,17 +157,10 @@ class SafetyFilter:
                 target, critic_ran = self._critic_stage(target, observation)
                 if self._choice > 0:
                     bits |= _CRITIC
-        if state_ok:  # CBF-style envelope around q, then the hard position limits
-            up = np.minimum(self._cbf * (lim.q_max - q), self._reach)
-            down = np.minimum(self._cbf * (q - lim.q_min), self._reach)
-            bounded = np.minimum(np.maximum(target, q - down), q + up)
-            bounded = np.minimum(np.maximum(bounded, lim.q_min), lim.q_max)
-        else:
-            bounded = np.minimum(np.maximum(target, lim.q_min), lim.q_max)
-        if bounded.tobytes() != np.asarray(target, dtype=np.float64).tobytes():
+        out, envelope, rate = self._bound(target, q if state_ok else None)
+        if envelope:
             bits |= _ENVELOPE
-        out = np.minimum(np.maximum(bounded, last - self._max_step), last + self._max_step)
-        if out.tobytes() != bounded.tobytes():
+        if rate:
             bits |= _RATE
         if self._cartesian:
             out, moved = self._workspace(out)
@@ -174,6 +170,42 @@ class SafetyFilter:
         return TickReport(out.copy(), _STAGES[bits], self._risk, critic_ran, self._choice)
 
     # --- stages ------------------------------------------------------------------------
+    def _bound(self, target: np.ndarray, q: np.ndarray | None) -> tuple[np.ndarray, bool, bool]:
+        """Stage 4 on plain floats: the CBF-style envelope around ``q`` (skipped when the
+        state is not usable), the position limits, then the rate limit around the last
+        command: ``(command, envelope acted, rate limit acted)``."""
+        cbf, out = self._cbf, []
+        envelope = rate = False
+        qs = q.tolist() if q is not None else (None,) * self.n
+        for t, qj, prev, (lo, hi, reach, step) in zip(
+            target.tolist(), qs, self.last.tolist(), self._joint_consts, strict=True
+        ):  # comparisons, not min()/max() calls: those cost ~0.1 µs each
+            b = t
+            if qj is not None:
+                d = cbf * (qj - lo)
+                d = qj - (d if d < reach else reach)
+                if b < d:
+                    b = d
+                u = cbf * (hi - qj)
+                u = qj + (u if u < reach else reach)
+                if b > u:
+                    b = u
+            if b < lo:
+                b = lo
+            elif b > hi:
+                b = hi
+            o = b
+            if o < prev - step:
+                o = prev - step
+            elif o > prev + step:
+                o = prev + step
+            if b != t:
+                envelope = True
+            if o != b:
+                rate = True
+            out.append(o)
+        return np.array(out), envelope, rate
+
     def _state_ok(self, q: np.ndarray | None, state_age: float) -> bool:
         """Input guard on the sensor: present, right size, finite, fresh, not frozen."""
         fresh = state_age <= self.limits.sensor_timeout
@@ -248,6 +280,8 @@ class SafetyFilter:
         """Shorten the step from ``last`` to ``out`` until its end effector is in the box (or
         no further out than the last command's, if that one was out) and within the
         Cartesian rate limit; a step of zero (the last command) is always acceptable."""
+        if out.tobytes() == self.last.tobytes():  # holding (most ticks between policy ticks):
+            return out, False  # its point and excess are the last ones; no kinematics needed
         ok, p, excess = self._cartesian_ok(out)
         if ok:
             self._p_last, self._ws_excess = p, excess
