@@ -4,7 +4,7 @@
         [--sweep] [--rounds 3] [--plot benchmarks/inference_latency.png]
 
 Each family is built at its default size (diffusion: chunk 8, 10 Euler steps unrolled;
-student: 1 step), its normalizers given random statistics, saved, and exported by
+student: the 384x3 MLP, chunk 16, one step), its normalizers given random statistics, saved, and exported by
 ``spine-export`` (parity checked) into a temporary bundle. In the same run, each graph is
 timed in torch eager (``torch.inference_mode``, 1 thread, the family's own function) and in
 onnxruntime as the runtime calls it (inputs copied into the bound float32 buffers, ``run()``
@@ -65,38 +65,36 @@ CASES = (
     Case("diffusion 10-step, chunk 8", "diffusion", DIFFUSION, slow=True),
     Case("diffusion 10-step, chunk 8, int8", "diffusion", DIFFUSION, slow=True, int8=True),
     Case("diffusion Heun 5-step, chunk 16", "diffusion", {}, slow=True),  # the config defaults
-    Case("student 1-step, chunk 8", "diffusion_student", {"horizon": 8, "execute_steps": 8}),
+    Case("student MLP 384x3 (default)", "diffusion_student"),
+    Case("student MLP 384x3 (default), int8", "diffusion_student", int8=True),
     Case("diffusion 10-step, chunk 8, 2x128", "diffusion", {**DIFFUSION, "hidden": 128, "layers": 2}, True),
-    Case("student 1-step, chunk 8, 2x128", "diffusion_student", {"horizon": 8, "hidden": 128, "layers": 2}),
 )
-STUDENT = {"horizon": 8, "execute_steps": 8}
-# the one-step student as a plain MLP (policies/student_net.py), the push teacher's chunk 16
-MLP_STUDENT = {"horizon": 16, "execute_steps": 4, "net": "mlp", "hidden": 512, "layers": 4}
-MLP_STUDENT["init_from_teacher"] = False
+# the one-step student with the teacher's denoiser architecture (net=denoiser), chunk 8
+STUDENT = {"horizon": 8, "execute_steps": 8, "net": "denoiser", "hidden": 256}
+# the plain-MLP student (policies/student_net.py, the default; chunk 16) at other sizes
+MLP_STUDENT = {"net": "mlp", "hidden": 512, "layers": 4}
 SWEEP = (  # smaller than the defaults: which sizes meet the targets
     Case("gcbc MLP 3x192", "gcbc", {"hidden": 192, "layers": 3}),
     Case("gcbc MLP 3x128", "gcbc", {"hidden": 128, "layers": 3}),
     Case("diffusion 10-step, chunk 8, 3x192", "diffusion", {**DIFFUSION, "hidden": 192}, True),
     Case("diffusion 10-step, chunk 8, 2x256", "diffusion", {**DIFFUSION, "layers": 2}, True),
     Case("diffusion 10-step, chunk 8, 3x128", "diffusion", {**DIFFUSION, "hidden": 128}, True),
-    Case("student 1-step, chunk 8, 3x192", "diffusion_student", {**STUDENT, "hidden": 192}),
-    Case("student 1-step, chunk 8, 2x192", "diffusion_student", {**STUDENT, "hidden": 192, "layers": 2}),
-    Case("student 1-step, chunk 8, 3x128", "diffusion_student", {**STUDENT, "hidden": 128}),
-    Case("student 1-step, chunk 8, int8", "diffusion_student", STUDENT, int8=True),
-    Case("student 1-step, chunk 8, 2x256, int8", "diffusion_student", {**STUDENT, "layers": 2}, int8=True),
-    Case("student MLP 512x4, chunk 16", "diffusion_student", MLP_STUDENT),
-    Case("student MLP 512x4, chunk 16, int8", "diffusion_student", MLP_STUDENT, int8=True),
-    Case("student MLP 512x4, chunk 8, int8", "diffusion_student", {**MLP_STUDENT, **STUDENT}, int8=True),
+    Case("student denoiser 3x256, chunk 8", "diffusion_student", STUDENT),
+    Case("student denoiser 3x256, chunk 8, int8", "diffusion_student", STUDENT, int8=True),
+    Case("student denoiser 2x128, chunk 8", "diffusion_student", {**STUDENT, "hidden": 128, "layers": 2}),
+    Case("student denoiser 3x192, chunk 8", "diffusion_student", {**STUDENT, "hidden": 192}),
+    Case("student MLP 512x4", "diffusion_student", MLP_STUDENT),
+    Case("student MLP 512x4, int8", "diffusion_student", MLP_STUDENT, int8=True),
     Case(
-        "student MLP 448x3, chunk 16, int8",
+        "student MLP 448x3, int8",
         "diffusion_student",
         {**MLP_STUDENT, "hidden": 448, "layers": 3},
         int8=True,
     ),
     Case(
-        "student MLP 384x3, chunk 16, int8",
+        "student MLP 256x3, int8",
         "diffusion_student",
-        {**MLP_STUDENT, "hidden": 384, "layers": 3},
+        {**MLP_STUDENT, "hidden": 256, "layers": 3},
         int8=True,
     ),
 )

@@ -72,6 +72,9 @@ LATE = ("task.late_fork=true",)
 PUSH_FORK = Data("push", (*LATE, "task.paired_modes=true", "episodes=500", "action_noise=0.01"))
 MAZE = Data("maze", ("mode=navigate", "episodes=200", "action_noise=0.1"))
 AT_2CM = ("+eval_task.success_threshold=0.02",)
+# the one-step student with the teacher's architecture and weights (the default before the MLP)
+DENOISER_STUDENT = ("policy.net=denoiser", "policy.init_from_teacher=true", "policy.hidden=256")
+DENOISER_STUDENT += ("policy.lr=1e-4", "policy.pool_size=65536")
 PAIRS: list[Pair] = [
     Pair("reach", "gcbc", REACH, ("steps=20000", "eval_every=5000", "eval_episodes=50", *AT_2CM), "2 cm"),
     Pair("reach", "sac_her", None, ("steps=12000", "eval_every=6000", "eval_episodes=50", *AT_2CM), "2 cm"),
@@ -87,7 +90,8 @@ PAIRS: list[Pair] = [
         "push",
         "diffusion_student",
         PUSH,
-        ("steps=5000", "eval_every=5000", "eval_episodes=30"),
+        ("steps=60000", "eval_every=60000", "eval_episodes=30"),
+        "MLP 384x3 from scratch, 0.5M pool (the default)",
         teacher="diffusion",
     ),
     Pair(
@@ -117,8 +121,8 @@ PAIRS: list[Pair] = [
         "push",
         "diffusion_student",
         PUSH_FORK,
-        (*LATE, "steps=5000", "eval_every=5000", "eval_episodes=30"),
-        "late fork",
+        (*LATE, "steps=5000", "eval_every=5000", "eval_episodes=30", *DENOISER_STUDENT),
+        "late fork; denoiser student fine-tuned from the teacher",
         teacher="diffusion",
         label="push_fork",
     ),

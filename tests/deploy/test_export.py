@@ -38,10 +38,16 @@ SMALL = {
     "gcivl": {"hidden": 32, "layers": 2},
     "sac_her": {"hidden": 32, "layers": 2},
     "hiql": {"hidden": 32, "layers": 2, "rep_dim": 4, "high_level_every": 5},
-    "diffusion": {"hidden": 32, "layers": 1, "horizon": 4, "execute_steps": 2, "sampler": "euler",
-                  "sampler_steps": 3},
-    "diffusion_student": {"hidden": 32, "layers": 1, "horizon": 4, "execute_steps": 2},
-}  # fmt: skip
+    "diffusion": {
+        "hidden": 32,
+        "layers": 1,
+        "horizon": 4,
+        "execute_steps": 2,
+        "sampler": "euler",
+        "sampler_steps": 3,
+    },
+    "diffusion_student": {"hidden": 32, "layers": 1, "horizon": 4, "execute_steps": 2, "net": "denoiser"},
+}  # fmt: skip  (the MLP student's export: tests/policies/test_student_mlp.py)
 
 
 def small_policy(family: str, seed: int = 0) -> torch.nn.Module:

@@ -150,7 +150,14 @@ def test_student_maps_distinct_noises_to_distinct_modes(teacher: Teacher) -> Non
     student = DistilledPolicy(
         SPEC,
         StudentConfig(
-            **small, lr=1e-3, teacher=str(path), teacher_steps=8, teacher_noise_scale=1.0, pool_size=4096
+            **small,
+            net="denoiser",
+            init_from_teacher=True,
+            lr=1e-3,
+            teacher=str(path),
+            teacher_steps=8,
+            teacher_noise_scale=1.0,
+            pool_size=4096,
         ),
     )
     student.setup_training(ctx(200))
@@ -225,8 +232,9 @@ def test_a_smaller_student_starts_from_scratch_not_from_the_teachers_weights(tea
     _, path, _ = teacher
     shared = {k: TOY[k] for k in ("horizon", "execute_steps", "sigma_data")}
     smaller = {**shared, "hidden": TOY["hidden"] // 2, "layers": 1, "teacher": str(path), "pool_size": 256}
+    smaller["net"] = "denoiser"
     with pytest.raises(ValueError, match=r"hidden.*init_from_teacher=false"):
-        DistilledPolicy(SPEC, StudentConfig(**smaller)).setup_training(ctx(2))
+        DistilledPolicy(SPEC, StudentConfig(**smaller, init_from_teacher=True)).setup_training(ctx(2))
     student = DistilledPolicy(SPEC, StudentConfig(**smaller, init_from_teacher=False, lr=1e-3))
     student.setup_training(ctx(2))
     assert np.isfinite(student.update(1)["loss"])

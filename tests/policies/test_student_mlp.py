@@ -67,8 +67,9 @@ def test_config_refuses_a_bad_net_and_the_teachers_weights_for_an_mlp() -> None:
     with pytest.raises(ValueError, match=r"StudentConfig\.net.*'mpl'"):
         StudentConfig(net="mpl")
     with pytest.raises(ValueError, match=r"init_from_teacher.*net='mlp'"):
-        StudentConfig(net="mlp")  # init_from_teacher defaults to true
-    assert StudentConfig().net == "denoiser"
+        StudentConfig(net="mlp", init_from_teacher=True)
+    default = StudentConfig()  # the MLP student, trained from scratch
+    assert (default.net, default.init_from_teacher, default.hidden, default.layers) == ("mlp", False, 384, 3)
 
 
 def test_hydra_accepts_net_and_rejects_a_typo_by_name() -> None:
