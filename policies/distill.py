@@ -10,13 +10,14 @@ target depends on ``z``, distinct noises keep landing on distinct modes (a plain
 on data would give their mean). This is direct distillation of the ODE (Luhman & Luhman
 2021); consistency distillation would be the next step up.
 
-The student is a ``DiffusionPolicy`` of the same architecture (initialized from the teacher's
-weights and normalizers), so chunks, receding-horizon execution, checkpoints and the export
-twin are shared; only its training and its one-step sampler differ. With ``net="mlp"`` its
-network is a plain LayerNorm/GELU MLP instead (``policies.student_net.StudentMLP``, trained from
-scratch, no mean head: the pool's targets already are the teacher's full normalized chunks).
+The student is a ``DiffusionPolicy`` (chunks, receding-horizon execution, checkpoints and
+export are shared); only its network, its training and its one-step sampler differ. By default
+its network is a plain LayerNorm/GELU MLP (``policies.student_net.StudentMLP``, 384x3, trained
+from scratch on a 0.5M pool, no mean head: the pool's targets already are the teacher's full
+normalized chunks). With ``net="denoiser"`` it has the teacher's architecture instead and can
+start from the teacher's weights (``init_from_teacher=true``).
 
-    spine-train task=push policy=diffusion_student policy.teacher=runs/diff/checkpoint ...
+    spine-train task=push policy=diffusion_student policy.teacher=runs/diff/checkpoint steps=60000 ...
 """
 
 from __future__ import annotations
