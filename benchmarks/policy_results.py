@@ -75,6 +75,9 @@ AT_2CM = ("+eval_task.success_threshold=0.02",)
 # the one-step student with the teacher's architecture and weights (the default before the MLP)
 DENOISER_STUDENT = ("policy.net=denoiser", "policy.init_from_teacher=true", "policy.hidden=256")
 DENOISER_STUDENT += ("policy.lr=1e-4", "policy.pool_size=65536")
+# the diffusion settings the push_fork rows were trained with (before chunk 8 became the default)
+CHUNK16 = ("policy.horizon=16", "policy.noise_scale=0.5")
+CHUNK16_STUDENT = ("policy.horizon=16", "policy.teacher_noise_scale=0.5")
 PAIRS: list[Pair] = [
     Pair("reach", "gcbc", REACH, ("steps=20000", "eval_every=5000", "eval_episodes=50", *AT_2CM), "2 cm"),
     Pair("reach", "sac_her", None, ("steps=12000", "eval_every=6000", "eval_episodes=50", *AT_2CM), "2 cm"),
@@ -85,7 +88,13 @@ PAIRS: list[Pair] = [
         ("steps=20000", "eval_every=10000", "eval_episodes=30", "policy.hidden=512", "policy.layers=4"),
         "512x4: same size as diffusion",
     ),
-    Pair("push", "diffusion", PUSH, ("steps=20000", "eval_every=10000", "eval_episodes=30")),
+    Pair(
+        "push",
+        "diffusion",
+        PUSH,
+        ("steps=20000", "eval_every=10000", "eval_episodes=30"),
+        "chunk 8, temperature 0.25",
+    ),
     Pair(
         "push",
         "diffusion_student",
@@ -113,16 +122,16 @@ PAIRS: list[Pair] = [
         "push",
         "diffusion",
         PUSH_FORK,
-        (*LATE, "steps=20000", "eval_every=10000", "eval_episodes=30"),
-        "late fork",
+        (*LATE, "steps=20000", "eval_every=10000", "eval_episodes=30", *CHUNK16),
+        "late fork; chunk 16",
         label="push_fork",
     ),
     Pair(
         "push",
         "diffusion_student",
         PUSH_FORK,
-        (*LATE, "steps=5000", "eval_every=5000", "eval_episodes=30", *DENOISER_STUDENT),
-        "late fork; denoiser student fine-tuned from the teacher",
+        (*LATE, "steps=5000", "eval_every=5000", "eval_episodes=30", *DENOISER_STUDENT, *CHUNK16_STUDENT),
+        "late fork; chunk 16; denoiser student fine-tuned from the teacher",
         teacher="diffusion",
         label="push_fork",
     ),

@@ -27,7 +27,7 @@ def randomize_for_export(policy: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
     """Make an untrained policy exportable and its parity meaningful, for tests and benchmarks:
     every normalizer gets random statistics as if fitted (means ~N(0, 1), stds in [0.05, 2];
     a diffusion policy's chunk offsets ``act_norm``: mean 0, rad-sized stds in [0.005, 0.02]),
-    and zero-initialized weight matrices (output heads) get N(0, 0.05^2) weights."""
+    and zero-initialized weights (output heads, dense or convolutional) get N(0, 0.05^2) ones."""
     from policies.normalizer import Normalizer
 
     rng = np.random.default_rng(seed)
@@ -40,7 +40,7 @@ def randomize_for_export(policy: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
                 m.std.copy_(torch.as_tensor(rng.uniform(*((0.005, 0.02) if chunk else (0.05, 2.0)), n)))
                 m.fitted.fill_(True)
         for w in policy.parameters():
-            if w.ndim == 2 and not w.any():
+            if w.ndim >= 2 and not w.any():  # Linear and Conv weights
                 w.copy_(0.05 * torch.randn(w.shape, generator=gen))
     return policy
 

@@ -60,7 +60,7 @@ class StudentConfig(DiffusionConfig):
     teacher_sampler: str = "heun"  # sampler of the teacher's solve that the student imitates
     teacher_steps: int = 10  # steps of the teacher's solve
     teacher_guidance: float = 1.0  # CFG weight of the teacher's solve (distilled into the student)
-    teacher_noise_scale: float = 0.5  # temperature of the teacher's solve (distilled into the student)
+    teacher_noise_scale: float = 0.25  # temperature of the teacher's solve (distilled into the student)
     init_from_teacher: bool = False  # start from the teacher's weights (else only its normalizers)
     pool_size: int = 524_288  # (state, noise, teacher chunk) triples solved once at setup
     net: str = "mlp"  # "mlp" (StudentMLP, no mean head) or "denoiser" (the teacher's architecture)
