@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Spine's front door. Sets up .venv (once, and again whenever pyproject.toml or
-# constraints.txt change), then runs what you ask for:
+# Spine's front door. Sets up .venv (once, and again whenever pyproject.toml, constraints.txt
+# or the C extension's sources change), then runs what you ask for:
 #   ./spine.sh demo  [extra spine-train overrides]   collect -> train (+ safety critic) -> export -> run -> replay on reach
 #   ./spine.sh test  [pytest args]                  the whole test suite
 #   ./spine.sh setup                                 only the environment
@@ -33,7 +33,8 @@ setup() {
         "(or libosmesa6 with MUJOCO_GL=osmesa); everything else works without it" >&2
     fi
   fi
-  want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+  # the C extension (setup.py, deploy/native/) is rebuilt when its sources change too
+  want=$(cat pyproject.toml constraints.txt setup.py deploy/native/*.[ch] | sha256sum | cut -d' ' -f1)
   have=$(cat "$stamp" 2>/dev/null || true)
   if [ -x "$py" ] && [ "$want" = "$have" ]; then return; fi
   echo "[spine] setting up $venv (pins from constraints.txt)"

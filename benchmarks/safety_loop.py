@@ -2,19 +2,25 @@
 (p50/p99/p99.9), overrun fraction and work per tick, side by side with an empty loop.
 
     .venv/bin/python benchmarks/safety_loop.py --critic runs/critic/reach_obstacles/critic.onnx \
-        --seconds 60 --hz 1000 --out runs/safety_loop
+        --seconds 60 --hz 1000 --warm-us 150 --spin-us 300 --out runs/safety_loop
 
 Configurations: ``empty`` (the loop alone: the scheduling baseline), ``deterministic`` (all
-deterministic stages incl. the workspace box and Cartesian rate limit on arm7's kinematics)
-and ``critic`` (plus the learned critic, judging each new policy command at once and an
-unchanged one at the contract's ``critic_hz``). The loop sleeps to 200 µs before each
-deadline, then spins (``--spin-us``; ``--spin-us 1000`` never sleeps). The robot is a
-first-order joint model (no physics: the loop measures the filter); the policy's command
-changes every 40 ms (25 Hz). Lateness: wake-up time minus the deadline; an overrun: a tick
-whose work ended after the next deadline; a loop that falls behind skips the deadlines it
-missed (counted in ``skipped_deadlines``) rather than bursting to catch up. Work is the wall
-time of ``filter.tick``; its CPU time (``time.thread_time``) is reported next to it, which
-leaves out preemption by other processes on a shared machine.
+deterministic stages incl. the workspace box and Cartesian rate limit on arm7's kinematics),
+``critic`` (plus the learned critic, judging each new policy command at once and an
+unchanged one at the contract's ``critic_hz``), both on the engine ``--engine`` picks (by
+default the C tick of ``deploy.safety_native`` with the critic graph in C), and
+``deterministic_python`` / ``critic_python``, the same filter in Python with the critic in
+onnxruntime: the baseline, run side by side (skipped with ``--engine python``).
+
+The loop sleeps to ``--spin-us`` before each deadline, then spins (``--spin-us 1000`` never
+sleeps); with ``--warm-us`` it ticks the filter's shadow twin (``SafetyFilter.warm``) that long
+before the deadline. The robot is a first-order joint model (no physics: the loop measures the
+filter); the policy's command changes every 40 ms (25 Hz). Lateness: wake-up time minus the
+deadline; an overrun: a tick whose work ended after the next deadline; a loop that falls behind
+skips the deadlines it missed (counted in ``skipped_deadlines``) rather than bursting to catch
+up. Work is the wall time of ``filter.tick``; its CPU time (``time.thread_time``) is reported
+next to it, which leaves out preemption by other processes on a shared machine; "deadline ->
+command" is lateness + work.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 import numpy as np
 
 SPIN_S = 200e-6  # default: spin this long before each deadline instead of sleeping
-CONFIGS = ("empty", "deterministic", "critic")
+CONFIGS = ("empty", "deterministic_python", "critic_python", "deterministic", "critic")
 
 
 def child(
@@ -40,6 +46,8 @@ def child(
     hz: float,
     spin_s: float = SPIN_S,
     fifo: int | None = None,
+    engine: str = "auto",
+    warm_s: float = 0.0,
 ) -> dict[str, Any]:
     """Run one configuration's loop in this process; returns its raw figures."""
     import sim
@@ -54,8 +62,12 @@ def child(
     spec, state = env.task_spec, env.state()
     obs = build_observation(state, spec.observation)
     limits = arm_limits(env, tick_hz=hz, floor=0.02, ee_speed_max=1.0, frozen_ticks=25)
-    guard = load_critic(critic, spec, tick_hz=hz) if config == "critic" else None
-    filt = SafetyFilter(limits, critic=guard)
+    engine = "python" if config.endswith("_python") else engine
+    critic_engine = "onnxruntime" if engine == "python" else "auto"
+    guard = None
+    if config.startswith("critic"):
+        guard = load_critic(critic, spec, tick_hz=hz, engine=critic_engine)
+    filt = SafetyFilter(limits, critic=guard, engine=engine)
     q0 = state["joint_pos"].copy()
     filt.reset(q0)
     q = q0.copy()
@@ -65,6 +77,7 @@ def child(
     late = np.zeros(n)
     work = np.zeros(n)
     cpu = np.zeros(n)  # this thread's CPU time over the same span: work without preemption
+    warm = np.zeros(n)  # wall time of the warm-up tick before the deadline (--warm-us)
     critic_ran = np.zeros(n, dtype=bool)
     cmd, cmd_tick = q0.copy(), 0
     gain = 1.0 - np.exp(-period / 0.05)  # joints follow the command with a 50 ms time constant
@@ -76,6 +89,11 @@ def child(
         deadline = start + k * period
         while (now := time.perf_counter()) < deadline - spin_s:
             time.sleep(max(0.0, deadline - spin_s - now))
+        if warm_s > 0 and config != "empty":  # a shadow tick on the latest inputs
+            while (now := time.perf_counter()) < deadline - warm_s:
+                pass
+            filt.warm(cmd, q, (i - cmd_tick) * period, observation=obs)
+            warm[i] = time.perf_counter() - now
         while (now := time.perf_counter()) < deadline:
             pass
         late[i] = now - deadline
@@ -104,9 +122,13 @@ def child(
         "late_us": (late * 1e6).tolist(),
         "work_us": (work * 1e6).tolist(),
         "cpu_us": (cpu * 1e6).tolist(),
+        "warm_us": (warm * 1e6).tolist(),
         "critic_ran": critic_ran.tolist(),
         "overrun_fraction": float(overrun.mean()),
         "sched_fifo": realtime,
+        "engine": ""
+        if config == "empty"
+        else filt.engine + (f" + {guard.critic.engine} critic" if guard else ""),
     }
 
 
@@ -124,13 +146,16 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
         "config": raw["config"],
         "ticks": raw["ticks"],
         "lateness_us": pct(late),
+        "response_us": pct(late + work),  # deadline -> safe command
         "work_us": pct(work),
         "work_cpu_us": pct(np.asarray(raw["cpu_us"])),
+        "warm_us": pct(np.asarray(raw.get("warm_us", [0.0]))),
         "work_us_critic_ticks": pct(work[ran]),
         "critic_tick_fraction": float(ran.mean()),
         "overrun_fraction": raw["overrun_fraction"],
         "skipped_deadlines": raw["skipped_deadlines"],
         "sched_fifo": raw.get("sched_fifo", False),
+        "engine": raw.get("engine", ""),
     }
 
 
@@ -174,16 +199,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fifo", type=int, help="run each loop under SCHED_FIFO at this priority (1-99; needs root)"
     )
+    ap.add_argument(
+        "--engine",
+        choices=("auto", "native", "python"),
+        default="auto",
+        help="engine of the deterministic and critic configurations (deploy.safety.SafetyFilter)",
+    )
+    ap.add_argument(
+        "--warm-us",
+        type=float,
+        default=0.0,
+        help="tick the filter's shadow twin this long before each deadline (SafetyFilter.warm; "
+        "0: off); must be < --spin-us",
+    )
     ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.warm_us and args.warm_us >= args.spin_us:
+        ap.error("--warm-us must be below --spin-us (the warm-up runs in the spin before a deadline)")
     if args.child:
-        raw = child(args.child, args.critic, args.seconds, args.hz, args.spin_us * 1e-6, args.fifo)
+        raw = child(
+            args.child,
+            args.critic,
+            args.seconds,
+            args.hz,
+            args.spin_us * 1e-6,
+            args.fifo,
+            args.engine,
+            args.warm_us * 1e-6,
+        )
         Path(args.out).write_text(json.dumps(raw))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     raws = []
     for config in CONFIGS:
-        if config == "critic" and not args.critic:
+        if config.startswith("critic") and not args.critic:
+            continue
+        if config.endswith("_python") and args.engine == "python":
             continue
         raw_path = args.out / f"{config}.raw.json"
         cmd = [
@@ -197,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
             str(args.hz),
             "--spin-us",
             str(args.spin_us),
+            "--engine",
+            args.engine,
+            "--warm-us",
+            str(args.warm_us),
         ]
         cmd += ["--fifo", str(args.fifo)] if args.fifo else []
         cmd += ["--out", str(raw_path)] + (["--critic", args.critic] if args.critic else [])
@@ -215,23 +270,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def name(row: dict[str, Any]) -> str:
-    return row["config"] + (" (SCHED_FIFO)" if row.get("sched_fifo") else "")
+    engine = f" [{row['engine']}]" if row.get("engine") else ""
+    return row["config"] + engine + (" (SCHED_FIFO)" if row.get("sched_fifo") else "")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of the summarized configurations."""
     lines = [
-        "| config | lateness p50/p99/p99.9 (µs) | overrun | work p50/p99/p99.9 (µs) | critic ticks "
-        "| work p99 on critic ticks (µs) | CPU time per tick p50/p99 (µs) |",
-        "|---|---|---|---|---|---|---|",
+        "| config | lateness p50/p99/p99.9 (µs) | overrun | work p50/p99/p99.9 (µs) "
+        "| deadline -> command p50/p99 (µs) | critic ticks "
+        "| work p99 on critic ticks (µs) | CPU time per tick p50/p99 (µs) | warm-up p50/p99 (µs) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         la, w, wc = r["lateness_us"], r["work_us"], r["work_us_critic_ticks"]
         lines.append(
             f"| {name(r)} | {la['p50']:.0f} / {la['p99']:.0f} / {la['p99.9']:.0f} "
             f"| {r['overrun_fraction']:.3%} | {w['p50']:.1f} / {w['p99']:.1f} / {w['p99.9']:.1f} "
+            f"| {r['response_us']['p50']:.0f} / {r['response_us']['p99']:.0f} "
             f"| {r['critic_tick_fraction']:.1%} | {wc.get('p99', float('nan')):.1f} "
-            f"| {r['work_cpu_us']['p50']:.1f} / {r['work_cpu_us']['p99']:.1f} |"
+            f"| {r['work_cpu_us']['p50']:.1f} / {r['work_cpu_us']['p99']:.1f} "
+            f"| {r['warm_us']['p50']:.1f} / {r['warm_us']['p99']:.1f} |"
         )
     return "\n".join(lines)
 

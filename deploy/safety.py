@@ -25,6 +25,7 @@ The learned critic can be wrong out of distribution, so the deterministic stages
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Protocol
 
@@ -38,6 +39,7 @@ _WORKSPACE_FRACTIONS = (0.5, 0.25, 0.0)  # step fractions tried when a command l
 _GUARD, _WATCHDOG, _ENVELOPE, _RATE = 1, 2, 4, 8  # Stage bits as plain ints (fast)
 _CRITIC, _WORKSPACE, _ESTOP, _DAMP = 16, 32, 64, 128
 _STAGES = {bits: Stage(bits) for bits in range(256)}  # Stage(bits) is slow to construct
+_C_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))  # what the C tick reads as it is
 
 
 def finite(x: np.ndarray) -> bool:
@@ -45,6 +47,12 @@ def finite(x: np.ndarray) -> bool:
     times less than ``np.isfinite(x).all()``; a sum that overflows, from entries near 1e308,
     counts as not finite too)."""
     return math.isfinite(sum(x.tolist()))
+
+
+def _dist(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Euclidean distance (m), summed in the order the C tick sums it."""
+    dx, dy, dz = a[0] - b[0], a[1] - b[1], a[2] - b[2]
+    return math.sqrt(dx * dx + dy * dy + dz * dz)
 
 
 class RiskCritic(Protocol):
@@ -65,9 +73,20 @@ class SafetyFilter:
     Args:
         limits: what to enforce.
         critic: a learned critic (stage 3), or None for the deterministic stages only.
+        engine: ``"native"``: every tick in C (``deploy.safety_native``: the same stages,
+            bit-identical commands, the critic's graph in C too), or an error saying why not;
+            ``"python"``: this class's own code; ``"auto"``: native where the C extension is
+            built and the critic (if any) runs natively, else Python.
+
+    Attributes:
+        engine: ``"native"`` or ``"python"``; ``engine_note`` says why not native.
     """
 
-    def __init__(self, limits: SafetyLimits, critic: RiskCritic | None = None) -> None:
+    def __init__(self, limits: SafetyLimits, critic: RiskCritic | None = None, engine: str = "auto") -> None:
+        from deploy.safety_native import ENGINES
+
+        if engine not in ENGINES:
+            raise ValueError(f"safety filter engine {engine!r} is not one of {ENGINES}")
         self.limits = limits
         self.critic = critic
         self.n = limits.q_min.size
@@ -85,6 +104,24 @@ class SafetyFilter:
         self._ee_step = None if lim.ee_speed_max is None else lim.ee_speed_max * lim.tick_period
         self._cartesian = self._box is not None or self._ee_step is not None
         self._reset_state()
+        self.engine, self.engine_note, self._native = "python", "", None
+        self._shadow: SafetyFilter | None = None  # the twin that ``warm`` ticks
+        if engine != "python":
+            self._load_native(required=engine == "native")
+
+    def _load_native(self, required: bool) -> None:
+        from deploy.safety_native import NativeUnavailable, native_tick
+
+        self._last_buf = np.zeros(self.n)
+        try:
+            self._native = native_tick(self, self._last_buf)
+        except NativeUnavailable as e:
+            if required:
+                raise ValueError(f"safety filter: no native engine: {e}") from None
+            self.engine_note = f"python ({e})"
+            return
+        self.engine = "native"
+        self.tick = self._tick_native  # type: ignore[method-assign]
 
     def _reset_state(self) -> None:
         self._q_bytes = b""
@@ -107,6 +144,13 @@ class SafetyFilter:
             raise ValueError(f"safety reset needs {self.n} finite joint positions, got {q}")
         self.last = np.clip(q, self.limits.q_min, self.limits.q_max)
         self._reset_state()
+        if self._shadow is not None:
+            self._shadow.reset(q)
+        if self._native is not None:  # the C tick writes every command into this one array
+            self._last_buf[:] = self.last
+            self.last = self._last_buf
+            self._native.reset()
+            return
         if self._cartesian:
             self._ws_excess = math.inf  # accept the start, whatever it is
             _, self._p_last, self._ws_excess = self._cartesian_ok(self.last)
@@ -168,6 +212,55 @@ class SafetyFilter:
                 bits |= _WORKSPACE
         self.last = out
         return TickReport(out.copy(), _STAGES[bits], self._risk, critic_ran, self._choice)
+
+    def warm(
+        self,
+        command: np.ndarray | None,
+        joint_pos: np.ndarray | None,
+        command_age: float,
+        *,
+        observation: np.ndarray | None = None,
+    ) -> None:
+        """Tick a shadow twin of this filter (same limits, engine and critic graph, a state of
+        its own) on these inputs and discard the result; this filter is left as it was.
+
+        A fast loop calls it shortly before each deadline (with the latest inputs) so that the
+        real tick finds its code and data in the caches: on a shared VM a tick that follows a
+        millisecond of idling or spinning otherwise pays 10x for them (benchmarks/RESULTS.md,
+        "Safety filter and critic"). It costs one more tick of CPU per period.
+        """
+        if self.last is None:
+            raise RuntimeError("SafetyFilter used before reset()")
+        if self._shadow is None:
+            self._shadow = SafetyFilter(self.limits, copy.copy(self.critic), self.engine)
+            self._shadow.reset(self.last)
+        self._shadow.tick(command, joint_pos, command_age, observation=observation)
+
+    def _tick_native(
+        self,
+        command: np.ndarray | None,
+        joint_pos: np.ndarray | None,
+        command_age: float,
+        *,
+        observation: np.ndarray | None = None,
+        estop: bool = False,
+        state_age: float = 0.0,
+    ) -> TickReport:
+        """``tick`` in C (``deploy/native/filter.c``): the same stages, the same command."""
+        if self.last is None:
+            raise RuntimeError("SafetyFilter used before reset()")
+        if command is not None:
+            command = np.ascontiguousarray(command, dtype=np.float64)
+        if joint_pos is not None:
+            joint_pos = np.ascontiguousarray(joint_pos, dtype=np.float64)
+        if observation is not None and (
+            observation.dtype not in _C_FLOATS or not observation.flags.c_contiguous
+        ):
+            observation = np.ascontiguousarray(observation, dtype=np.float64)
+        bits, ran, choice, risk = self._native.tick(
+            command, joint_pos, command_age, observation, estop, state_age
+        )
+        return TickReport(self.last.copy(), _STAGES[bits], risk, ran, choice)
 
     # --- stages ------------------------------------------------------------------------
     def _bound(self, target: np.ndarray, q: np.ndarray | None) -> tuple[np.ndarray, bool, bool]:
@@ -273,7 +366,7 @@ class SafetyFilter:
             )
         ok = excess <= self._ws_excess + 1e-9
         if ok and self._ee_step is not None:
-            ok = math.dist(p, self._p_last) <= self._ee_step
+            ok = _dist(p, self._p_last) <= self._ee_step
         return ok, p, excess
 
     def _workspace(self, out: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -288,7 +381,7 @@ class SafetyFilter:
             return out, False
         fracs = list(_WORKSPACE_FRACTIONS)
         if self._ee_step is not None:
-            moved = math.dist(p, self._p_last)
+            moved = _dist(p, self._p_last)
             if moved > self._ee_step:
                 fracs.insert(0, 0.95 * self._ee_step / moved)
         for frac in fracs:
