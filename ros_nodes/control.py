@@ -118,6 +118,10 @@ class SafetyRunner:
         self.command = np.asarray(command, dtype=np.float64)
         self.age_ticks = 0
 
+    def warm(self, q: np.ndarray, observation: np.ndarray | None = None) -> None:
+        """Before a tick: the filter's shadow tick on the tracked command (``SafetyFilter.warm``)."""
+        self.filter.warm(self.command, q, 0.0, observation=observation)
+
     def tick(
         self, q: np.ndarray, qd: np.ndarray, observation: np.ndarray | None = None
     ) -> tuple[np.ndarray, Stage]:

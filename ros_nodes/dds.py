@@ -90,10 +90,19 @@ class _Writer:
 
 
 class _Timer:
-    def __init__(self, period_s: float, callback: Callable[[], None], start_ns: int) -> None:
+    def __init__(
+        self,
+        period_s: float,
+        callback: Callable[[], None],
+        start_ns: int,
+        prepare: Callable[[], None] | None = None,
+        prepare_s: float = 0.0,
+    ) -> None:
         self.period_s = period_s
         self.period_ns = round(period_s * 1e9)
         self.callback = callback
+        self.prepare, self.prepare_ns = prepare, round(prepare_s * 1e9)
+        self.prepared_for = -1  # the deadline ``prepare`` last ran for
         self.next_ns = start_ns + self.period_ns
         self.ticks = 0
         self.overruns = 0
@@ -112,6 +121,13 @@ class _Timer:
         self.next_ns += self.period_ns * (1 + missed)
         self.ticks += 1
         self.callback()
+
+
+def _wake_ns(t: _Timer) -> int:
+    """When the executor must be awake for ``t``: its ``prepare`` time, else its deadline."""
+    if t.prepare is not None and t.prepared_for != t.next_ns:
+        return t.next_ns - t.prepare_ns
+    return t.next_ns
 
 
 class DdsPort:
@@ -167,8 +183,14 @@ class DdsPort:
         self.waitset.attach(cond)
         self._subs.append((reader, cond, msgtype, callback))
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> _Timer:
-        t = _Timer(period_s, callback, time.monotonic_ns())
+    def timer(
+        self,
+        period_s: float,
+        callback: Callable[[], None],
+        prepare: Callable[[], None] | None = None,
+        prepare_s: float = 0.0,
+    ) -> _Timer:
+        t = _Timer(period_s, callback, time.monotonic_ns(), prepare, prepare_s)
         self._timers.append(t)
         return t
 
@@ -212,7 +234,12 @@ class DdsPort:
                     t.fire(now)
                     self._drain()  # what arrived during the tick runs before the next one
                     now = time.monotonic_ns()
-            deadline = min((t.next_ns for t in self._timers), default=now + 50_000_000)
+            for t in self._timers:  # e.g. warm the safety filter just before its tick
+                if t.prepare is not None and t.prepared_for != t.next_ns and now >= t.next_ns - t.prepare_ns:
+                    t.prepared_for = t.next_ns
+                    t.prepare()
+                    now = time.monotonic_ns()
+            deadline = min((_wake_ns(t) for t in self._timers), default=now + 50_000_000)
             sleep_ns = min(deadline - time.monotonic_ns() - self.spin_ns, 50_000_000)
             if sleep_ns > 0:
                 self.waitset.wait(sleep_ns)

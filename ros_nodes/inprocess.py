@@ -87,8 +87,15 @@ class _Writer:
 
 
 class _Timer:
-    def __init__(self, port: InProcessPort, period_s: float, callback: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        port: InProcessPort,
+        period_s: float,
+        callback: Callable[[], None],
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
         self.port = port
+        self.prepare = prepare  # simulated time: runs right before the callback
         self.period_s = period_s
         self.period_ns = round(period_s * 1e9)
         self.callback = callback
@@ -103,6 +110,8 @@ class _Timer:
     def fire(self) -> None:
         self.next_ns += self.period_ns
         self.ticks += 1
+        if self.prepare is not None:
+            self.prepare()
         self.callback()
 
 
@@ -119,8 +128,14 @@ class InProcessPort:
     def subscribe(self, topic: str, msgtype: str, callback: Callback, qos: QoS) -> None:
         self.bus._subscribe(self, topic, msgtype, callback, qos)
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> _Timer:
-        t = _Timer(self, period_s, callback)
+    def timer(
+        self,
+        period_s: float,
+        callback: Callable[[], None],
+        prepare: Callable[[], None] | None = None,
+        prepare_s: float = 0.0,
+    ) -> _Timer:
+        t = _Timer(self, period_s, callback, prepare)
         self.bus._add_timer(t)
         return t
 

@@ -75,7 +75,17 @@ class Port(Protocol):
 
     def subscribe(self, topic: str, msgtype: str, callback: Callback, qos: QoS) -> None: ...
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> Timer: ...
+    def timer(
+        self,
+        period_s: float,
+        callback: Callable[[], None],
+        prepare: Callable[[], None] | None = None,
+        prepare_s: float = 0.0,
+    ) -> Timer:
+        """Call ``callback`` every ``period_s``; ``prepare`` (optional) ``prepare_s`` before each
+        deadline, where the adapter can (Cyclone DDS: yes; in-process: just before ``callback``;
+        rclpy: never, its executor has no such hook)."""
+        ...
 
     def now_ns(self) -> int:
         """Wall-clock time (ns since the Unix epoch; simulated in-process)."""

@@ -80,7 +80,14 @@ class RclpyPort:
 
         self.node.create_subscription(_ros_class(msgtype), topic, on_raw, ros_qos(qos), raw=True)
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> _Timer:
+    def timer(
+        self,
+        period_s: float,
+        callback: Callable[[], None],
+        prepare: Callable[[], None] | None = None,
+        prepare_s: float = 0.0,
+    ) -> _Timer:
+        """``prepare`` is not called: rclpy's executor has no hook before a timer's deadline."""
         holder: list[_Timer] = []
 
         def tick() -> None:

@@ -55,13 +55,14 @@ class Probe:
         return next(d for d in self.diags if d["mode"] == mode)
 
 
-def _stack(bundle: Path, rate_hz: float = 500.0) -> tuple[InProcessBus, dict[str, Any], Probe]:
+def _stack(bundle: Path, rate_hz: float = 500.0, **safety: Any) -> tuple[InProcessBus, dict[str, Any], Probe]:
     bus = InProcessBus()
     probe = Probe(bus)
     common = {"robot": ROBOT, "bundle": str(bundle)}
+    safety_params = _params("spine_safety", rate_hz=rate_hz, **common, **safety)
     nodes = {
         "sim": SimRobotNode(bus.port("sim", _params("spine_sim_robot", episode_s=10.0))),
-        "safety": SafetyNode(bus.port("safety", _params("spine_safety", rate_hz=rate_hz, **common))),
+        "safety": SafetyNode(bus.port("safety", safety_params)),
         "policy": PolicyNode(bus.port("policy", _params("spine_policy", **common))),
     }
     for n in nodes.values():
@@ -134,3 +135,24 @@ def test_safety_node_runs_the_bundles_critic(tmp_path: Path) -> None:
     assert 0.0 <= runner.risk <= 1.0
     assert 0.0 <= float(probe.diags[-1]["risk"]) <= 1.0
     assert 0 <= int(probe.diags[-1]["critic_vetoes"]) <= runner.vetoes  # diagnostics lag a tick or so
+
+
+def test_warming_the_filter_before_each_tick_changes_no_command(tmp_path: Path) -> None:
+    """``warm_us``: the safety node ticks its filter's shadow twin before every tick (here just
+    before, in simulated time); the commands it publishes are exactly those without."""
+    import shutil
+
+    from tests.deploy.test_safety_critic import untrained_critic
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    shutil.copyfile(untrained_critic("reach", tmp_path / "critic"), bundle / "critic.onnx")
+    runs = []
+    for warm_us in (0.0, 150.0):
+        bus, nodes, probe = _stack(bundle, warm_us=warm_us)
+        bus.run_for(0.5)
+        assert nodes["safety"].runner.filter.engine == "native"
+        assert (nodes["safety"].runner.filter._shadow is not None) == (warm_us > 0)
+        runs.append(np.array([c for _, c in probe.commands]))
+    assert len(runs[0]) > 200
+    np.testing.assert_array_equal(runs[0], runs[1])
