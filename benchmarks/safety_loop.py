@@ -168,9 +168,10 @@ def plot(path: Path, raws: list[dict[str, Any]]) -> None:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     bins = np.logspace(-1, 4, 80)
     for r in raws:
-        a1.hist(np.maximum(r["late_us"], 0.1), bins=bins, histtype="step", label=r["config"])
+        style = {"histtype": "step", "label": r["config"], "color": f"C{CONFIGS.index(r['config'])}"}
+        a1.hist(np.maximum(r["late_us"], 0.1), bins=bins, **style)
         if r["config"] != "empty":
-            a2.hist(np.maximum(r["work_us"], 0.1), bins=bins, histtype="step", label=r["config"])
+            a2.hist(np.maximum(r["work_us"], 0.1), bins=bins, **style)
     a1.set(
         xscale="log", yscale="log", xlabel="tick lateness (µs)", ylabel="ticks", title="1 kHz loop lateness"
     )
