@@ -56,6 +56,10 @@ static int critic_init(NativeCritic *self, PyObject *args, PyObject *Py_UNUSED(k
     int k, n, d, w, pos;
     PyObject *mix, *rel, *off, *inv, *w1o, *b1, *w1a, *hidden, *wout, *bout, *key, *margin;
     float lo, hi;
+    if (self->scratch != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "NativeCritic: already initialized");
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "iiiiiOOOOffOOOO!OOOO", &k, &n, &d, &w, &pos, &mix, &rel, &off, &inv,
                           &lo, &hi, &w1o, &b1, &w1a, &PyList_Type, &hidden, &wout, &bout, &key,
                           &margin))

@@ -82,6 +82,10 @@ static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
     PyObject *rows = Py_None, *ee = Py_None, *critic = Py_None, *risks = Py_None;
     double threshold = 1.0;
     int period = 1;
+    if (self->n != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "NativeFilter: already initialized");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(
             args, kwds, "OOOOddddddipO|OOOOOOdiO", kw, &qmin, &qmax, &reach, &step, &self->cbf,
             &self->sensor_timeout, &self->watchdog_age, &self->damp_age, &self->policy_period,
