@@ -86,21 +86,21 @@ PAIRS: list[Pair] = [
         "gcbc",
         PUSH,
         ("steps=20000", "eval_every=10000", "eval_episodes=100", "policy.hidden=512", "policy.layers=4"),
-        "512x4: same size as diffusion",
+        "512x4: same size as diffusion; 100 episodes",
     ),
     Pair(
         "push",
         "diffusion",
         PUSH,
         ("steps=20000", "eval_every=10000", "eval_episodes=100"),
-        "chunk 8, temperature 0.25",
+        "chunk 8, temperature 0.25; 100 episodes",
     ),
     Pair(
         "push",
         "diffusion_student",
         PUSH,
         ("steps=60000", "eval_every=60000", "eval_episodes=100"),
-        "MLP 384x3 from scratch, 0.5M pool (the default)",
+        "MLP 384x3 from scratch, 0.5M pool (the default); 100 episodes",
         teacher="diffusion",
     ),
     Pair(
@@ -291,9 +291,31 @@ def stored_rows(out: Path) -> list[dict]:
     return rows
 
 
+def merge_rows(text: str, body: str) -> str:
+    """``text`` (a table of the stored pairs) plus the rows of the table already in ``body`` for
+    pairs not stored here (a fresh checkout keeps the rows it did not rerun), in PAIRS order."""
+    new = {_row_key(line): line for line in text.splitlines()[2:]}
+    old = {}
+    if START in body:
+        block = body.split(START, 1)[1].split(END, 1)[0]
+        old = {
+            _row_key(line): line for line in block.splitlines() if line.startswith("| ") and "---" not in line
+        }
+        old.pop(("task", "family"), None)
+    order = [(p.name, p.family) for p in PAIRS]
+    keys = sorted(set(new) | set(old), key=lambda k: order.index(k) if k in order else len(order))
+    return "\n".join([*text.splitlines()[:2], *(new.get(k) or old[k] for k in keys)])
+
+
+def _row_key(line: str) -> tuple[str, str]:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return cells[0], cells[1]
+
+
 def write_results(text: str, args: argparse.Namespace) -> None:
     path = ROOT / "benchmarks" / "RESULTS.md"
     body = path.read_text()
+    text = merge_rows(text, body)
     cmd = "`.venv/bin/python benchmarks/policy_results.py --pairs <task/family> --seeds 0 1 2`"
     block = (
         f"{START}\nEach row: {cmd} (one training process per seed, torch on {args.threads} thread(s), "
