@@ -4,7 +4,7 @@
         [--sweep] [--rounds 3] [--plot benchmarks/inference_latency.png]
 
 Each family is built at its default size (diffusion: chunk 8, 10 Euler steps unrolled;
-student: the 384x3 MLP, chunk 16, one step), its normalizers given random statistics, saved, and exported by
+student: the 384x3 MLP, chunk 8, one step), its normalizers given random statistics, saved, and exported by
 ``spine-export`` (parity checked) into a temporary bundle. In the same run, each graph is
 timed in torch eager (``torch.inference_mode``, 1 thread, the family's own function) and in
 onnxruntime as the runtime calls it (inputs copied into the bound float32 buffers, ``run()``

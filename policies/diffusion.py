@@ -70,7 +70,7 @@ class Solver(NamedTuple):
 class DiffusionConfig:
     """Diffusion-policy hyper-parameters (network, noise, sampler, execution)."""
 
-    horizon: int = 8  # H: joint-target steps per predicted chunk (push: 8 -> 71 %, 16 -> 48 %)
+    horizon: int = 8  # H: joint-target steps per predicted chunk (push: 8 -> 71 %, 16 -> 45 %)
     execute_steps: int = 4  # targets of each chunk executed before re-planning (<= horizon)
     hidden: int = 256  # width of the denoiser's residual trunk and of the mean head
     layers: int = 3  # residual blocks of the denoiser (and hidden layers of the mean head)
