@@ -4,6 +4,7 @@ onnxruntime; ``warm``; and the fallbacks, which say why."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -18,18 +19,11 @@ from deploy.critic_native import NativeUnavailable, build_native, extension, par
 from deploy.safety import SafetyFilter, SafetyLimits, TickReport
 from deploy.safety_sim import arm_limits
 from sim.observation import build_observation
+from tests.deploy.test_safety import LIMITS, N
 from tests.deploy.test_safety_critic import untrained_critic
 
 TASK = "reach_obstacles"
-N = 3
-SMALL = SafetyLimits(
-    q_min=np.array([-1.0, -2.0, 0.1]),
-    q_max=np.array([1.0, 0.5, 3.0]),
-    v_max=np.array([2.0, 2.0, 3.0]),
-    tick_period=0.01,
-    policy_period=0.04,
-    frozen_ticks=3,
-)
+SMALL = dataclasses.replace(LIMITS, frozen_ticks=3)  # test_safety's robot, frozen-sensor check on
 
 
 def test_the_extension_is_built() -> None:
