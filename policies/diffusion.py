@@ -77,6 +77,7 @@ class DiffusionConfig:
     mean_head: bool = True  # diffuse the residual around a regressed mean chunk (docstring)
     lr: float = 1e-3  # AdamW learning rate (cosine-annealed to 0 over the run)
     weight_decay: float = 1e-4  # AdamW weight decay
+    ema_decay: float = 0.0  # moving average of the weights that is evaluated and saved (0: none)
     sigma_data: float = 0.5  # std of the clean data the denoiser sees (chunk or residual)
     sigma_min: float = 0.002  # smallest noise level of the sampling schedule
     sigma_max: float = 20.0  # largest noise level: sampling starts from N(0, sigma_max^2)
@@ -113,6 +114,8 @@ class DiffusionConfig:
             raise ValueError(f"DiffusionConfig.denoiser: {self.denoiser!r} is not one of {DENOISERS}")
         if self.labels not in LABEL_KEYS:
             raise ValueError(f"DiffusionConfig.labels: {self.labels!r} is not one of {LABEL_KEYS}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("DiffusionConfig.ema_decay must be in [0, 1)")
         if self.noise_scale < 0:
             raise ValueError("DiffusionConfig.noise_scale must be >= 0")
         for name in ("goal_dropout", "hindsight"):
@@ -206,7 +209,8 @@ class DiffusionPolicy(AdamWCosine, nn.Module):
             )
         self._data, self._batch_size = TrajectoryDataset(ctx.data, ctx.seed), ctx.batch_size
         self.fit_normalizers(self._data)
-        self.setup_optimizer(self.parameters(), self.config.lr, self.config.weight_decay, ctx.total_steps)
+        c = self.config
+        self.setup_optimizer(self.parameters(), c.lr, c.weight_decay, ctx.total_steps, c.ema_decay)
 
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step of the loss on a fresh batch."""

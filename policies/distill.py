@@ -136,7 +136,7 @@ class DistilledPolicy(DiffusionPolicy):
         self._pool = self.solve_pool(
             teacher, Solver(c.teacher_sampler, sigmas, c.teacher_guidance, c.teacher_noise_scale)
         )
-        self.setup_optimizer(self.parameters(), c.lr, c.weight_decay, ctx.total_steps)
+        self.setup_optimizer(self.parameters(), c.lr, c.weight_decay, ctx.total_steps, c.ema_decay)
 
     @torch.no_grad()
     def solve_pool(self, teacher: DiffusionPolicy, solver: Solver) -> dict[str, torch.Tensor]:

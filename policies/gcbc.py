@@ -35,7 +35,12 @@ class GCBCConfig:
     layers: int = 2  # number of hidden layers (2 x 256: ~8 µs per exported call on one core)
     lr: float = 1e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW weight decay
+    ema_decay: float = 0.0  # moving average of the weights that is evaluated and saved (0: none)
     relabel: bool = False  # True: hindsight goals (uniform later state of the episode), not desired_goal
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("GCBCConfig.ema_decay must be in [0, 1)")
 
 
 @register_policy("gcbc", config=GCBCConfig)
@@ -72,7 +77,8 @@ class GCBCPolicy(AdamWCosine, nn.Module):
         self._sampler = BatchSampler(
             ctx.data, ("observation", "desired_goal", "action"), ctx.batch_size, ctx.seed
         )
-        self.setup_optimizer(self.parameters(), self.config.lr, self.config.weight_decay, ctx.total_steps)
+        c = self.config
+        self.setup_optimizer(self.parameters(), c.lr, c.weight_decay, ctx.total_steps, c.ema_decay)
 
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step on a uniform batch."""

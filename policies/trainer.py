@@ -10,6 +10,7 @@ import dataclasses
 import json
 import random
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,9 @@ def _run(
 
 
 def evaluate_policy(policy: Any, env: Any, episodes: int, seed: int) -> dict[str, float]:
-    """Success rate etc. of the torch policy in sim (eval mode, no grad)."""
+    """Success rate etc. of the torch policy in sim (eval mode, no grad, averaged weights)."""
     policy.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _averaged(policy):
         result = evaluate(env, policy.act, episodes, seed, reset=policy.reset).as_dict()
     policy.train()
     return result
@@ -138,10 +139,16 @@ def resume(policy: Any, checkpoint: Path) -> int:
 
 
 def _save(directory: Path, policy: Any, record: dict[str, Any], step: int, metrics: dict[str, Any]) -> None:
-    save_checkpoint(directory, policy, record, step, metrics)
-    save_train_state(directory, step, policy.optimizers(), _schedulers(policy))
-    if callable(getattr(policy, "save_state", None)):
-        policy.save_state(directory)
+    with _averaged(policy):  # a checkpoint holds the averaged weights (the family keeps the live ones)
+        save_checkpoint(directory, policy, record, step, metrics)
+        save_train_state(directory, step, policy.optimizers(), _schedulers(policy))
+        if callable(getattr(policy, "save_state", None)):
+            policy.save_state(directory)
+
+
+def _averaged(policy: Any) -> AbstractContextManager[None]:
+    """The family's moving-average block (``AdamWCosine.averaged``), or a no-op."""
+    return policy.averaged() if callable(getattr(policy, "averaged", None)) else nullcontext()
 
 
 def _schedulers(policy: Any) -> dict[str, Any]:
