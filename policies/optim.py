@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from policies.ema import ParamEMA
@@ -79,8 +80,6 @@ class AdamWCosine:
             print(f"{directory}: no {EMA_LIVE}; the moving average restarts from the loaded weights")
             self._ema.restore([p.detach().clone() for p in self._ema.params], 0)
             return
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             updates = int((f.metadata() or {}).get("updates", "0"))
         tensors = load_file(str(path))
