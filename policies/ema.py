@@ -26,6 +26,7 @@ class ParamEMA:
             raise ValueError(f"ParamEMA: max_decay must be in (0, 1), got {max_decay}")
         self.params = [p for p in params if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self.params]
+        self._views = [p.detach() for p in self.params]  # share storage: built once, not per update
         self.max_decay = max_decay
         self.updates = 0
         self._swapped = False
@@ -40,7 +41,7 @@ class ParamEMA:
         if self._swapped:
             raise RuntimeError("ParamEMA.update inside swapped(): the module holds the average")
         weight = 1.0 - self.decay()
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], weight)
+        torch._foreach_lerp_(self.shadow, self._views, weight)
         self.updates += 1
 
     @torch.no_grad()
