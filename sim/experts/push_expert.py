@@ -23,6 +23,7 @@ from sim.tasks.push import (
     OBJECT_POS,
     OBSTACLE_CENTER,
     OBSTACLE_HALF_SIZE,
+    POCKET_WALL_HALF,
     TASK_NAME,
     PushEnv,
 )
@@ -43,6 +44,7 @@ def detour(
     side: int,
     clearance: float,
     late_fork: bool = False,
+    pocket: float = 0.0,
 ) -> list[np.ndarray]:
     """The puck's path ``[before, after, goal]``, each ``(2,)`` (m), past the block on ``side``;
     with ``late_fork``, ``[fork, before, after, goal]``: ``fork`` lies on the block's axis
@@ -54,6 +56,8 @@ def detour(
         side: ``MODE_NEAR`` passes on the robot's side of the block, else the far side.
         clearance: gap between the puck's edge and the block (m).
         late_fork: go straight at the block to ``fork`` first (``PushConfig.late_fork``).
+        pocket: depth of the pocket walls on the block's near face (``PushConfig.pocket_depth``,
+            m; 0: none): ``fork`` and ``before`` stand off their tips, the path clears them.
     """
     along = goal[:2] - block[:2]
     along /= np.linalg.norm(along)
@@ -62,12 +66,17 @@ def detour(
         across = -across
     reach_across = abs(across[0]) * half[0] + abs(across[1]) * half[1]
     reach_along = abs(along[0]) * half[0] + abs(along[1]) * half[1]
+    if pocket > 0:  # the walls: just outside the block's ends in x, ``pocket`` m out along y
+        reach_across += abs(across[0]) * 2 * POCKET_WALL_HALF
+    # the near face, or the walls' tips and a second clearance: a puck pushed past the fork
+    # into the pocket's mouth cannot be pulled back out
+    reach_near = reach_along + abs(along[1]) * pocket + (clearance if pocket > 0 else 0.0)
     beside = block[:2] + across * (reach_across + c.OBJECT_RADIUS + clearance)
-    before = beside - along * (reach_along + c.OBJECT_RADIUS + clearance)
+    before = beside - along * (reach_near + c.OBJECT_RADIUS + clearance)
     after = beside + along * (reach_along + CONTACT + 2 * clearance)  # the fingers clear it too
     path = [before, after, np.asarray(goal[:2], dtype=np.float64)]
     if late_fork:
-        path.insert(0, block[:2] - along * (reach_along + c.OBJECT_RADIUS + clearance))
+        path.insert(0, block[:2] - along * (reach_near + c.OBJECT_RADIUS + clearance))
     return path
 
 
@@ -162,11 +171,12 @@ class PushExpert:
 
     def puck_path(self, state: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The puck's path ``[before, after, goal]`` (each ``(2,)``, m) on this episode's side,
-        led by the fork with ``PushConfig.late_fork``."""
+        led by the fork with ``PushConfig.late_fork``, clear of ``PushConfig.pocket_depth``'s
+        walls."""
         side = self.env.mode if self.mode is None else self.mode
         block, half = state[OBSTACLE_CENTER.name], state[OBSTACLE_HALF_SIZE.name]
-        goal, late = np.asarray(state[GOAL_FIELD.name]), self.env.config.late_fork
-        return detour(goal, block, half, side, self.clearance, late)
+        goal, cfg = np.asarray(state[GOAL_FIELD.name]), self.env.config
+        return detour(goal, block, half, side, self.clearance, cfg.late_fork, cfg.pocket_depth)
 
     def ee_target(self, state: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float, bool]:
         """End-effector target ``(3,)`` (m), hand yaw (rad) and whether it is pushing."""
@@ -185,6 +195,10 @@ class PushExpert:
         low = ee[2] < PUSH_Z + 0.015
         if low and abs(off) < ALIGNED and np.linalg.norm(rel) < CONTACT + 0.04:
             dist = float(np.linalg.norm(goal - puck))
+            if len(path) == 4 and self.env.config.pocket_depth > 0:  # walls to miss: stop at
+                fork, along = path[0], path[2] - path[1]  # the fork, then turn from rest
+                if (puck - fork) @ along < 0:
+                    dist = min(dist, float(np.linalg.norm(fork - puck)))
             push_to = puck - d * (CONTACT - min(self.depth, dist))
             return np.array([*push_to, PUSH_Z]), yaw, True
         if low and abs(off) < ORBIT_MAX:  # go around the puck at arm's length, staying low

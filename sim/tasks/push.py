@@ -7,6 +7,8 @@ position (m); ``achieved_goal`` is the puck's position. Touching the puck is the
 arm-puck contacts are not collisions; the arm against the table, the block or itself is.
 Each episode draws a ``mode`` (0: near side, 1: far side) that the scripted expert follows
 and ``info["mode"]`` reports; it is not observed, so expert data is bimodal.
+With ``pocket_depth`` two walls stand out of the block's face toward the puck's start, one at
+each end: a pocket the puck fits in, set by the block and the goal (not observed apart).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ OBSERVATION_FIELDS: tuple[FieldSpec, ...] = (
     OBSTACLE_HALF_SIZE,
 )
 GOAL_FIELD = FieldSpec("goal", 3, "m", "target puck center, world frame (on the table)")
+POCKET_WALL_HALF = 0.008  # half-thickness of a pocket wall (m)
 MODE_NEAR, MODE_FAR = 0, 1  # which side of the block the expert takes (toward the robot or not)
 Range = tuple[float, float]
 
@@ -72,6 +75,15 @@ class PushConfig(ReachConfig):
     at the block, to a point on the block's axis level with the detour's start, and turns to
     its side only there; both modes look the same until the puck is ~6 cm from that fork, and
     the mean of the two ways on (what a regression policy learns) pushes it into the block."""
+    pocket_depth: float = 0.0
+    """Length (m) of the two walls standing out of the block's face toward the puck's start,
+    one beside each end of it (0: no walls). The pocket between them is wider than the
+    puck: a push straight at the block (the mean of the two ways) lodges the puck in it, and
+    the expert, which goes around the walls as well, never shows a way out. A test of whether
+    a policy commits to one way, with ``late_fork``; it needs 3 obstacle slots. The expert
+    stops the puck at the fork, a clearance further out than without walls; ``side_y``
+    (0.21, 0.25) leaves room for that (expert 87 % with 0.01 rad action noise, 72 % with the
+    default ``side_y``)."""
     paired_modes: bool = False
     """On: a reset without a seed right after a fresh layout replays that layout (start joints,
     puck, goal, block) with the other ``mode``, so collected data shows each situation both
@@ -83,6 +95,28 @@ class PushConfig(ReachConfig):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"PushConfig.{name} must be 0 < low <= high")
+        if not 0 <= self.pocket_depth <= 0.1:
+            raise ValueError(f"PushConfig.pocket_depth must be in [0, 0.1] m, got {self.pocket_depth}")
+
+
+def pocket_walls(
+    block: np.ndarray, half: np.ndarray, start: np.ndarray, depth: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two pocket walls as ``(center (3,), half-sizes (3,))`` boxes (m): ``depth`` m long
+    along y, out of the block's face on ``start``'s side, just outside its two ends in x.
+
+    Args:
+        block: block center (3,) m; half: its half-sizes (3,) m.
+        start: a point on the side the pocket opens to, e.g. the puck's start (>= 2,) m.
+        depth: wall length (m).
+    """
+    toward = 1.0 if start[1] > block[1] else -1.0
+    y = block[1] + toward * (half[1] + depth / 2)
+    wall = np.array([POCKET_WALL_HALF, depth / 2, half[2]])
+    return [
+        (np.array([block[0] + end * (half[0] + POCKET_WALL_HALF), y, block[2]]), wall.copy())
+        for end in (-1.0, 1.0)
+    ]
 
 
 @register(TASK_NAME, config=PushConfig)
@@ -104,7 +138,7 @@ class PushEnv(Arm7GoalEnv):
         super().__init__(*args, **kwargs)
 
     def _make_physics(self) -> PushPhysics:
-        return PushPhysics()
+        return PushPhysics(3 if self.config.pocket_depth > 0 else 1)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -146,7 +180,11 @@ class PushEnv(Arm7GoalEnv):
         self._start(q0, goal)
         self._block_center = np.array([*((start[:2] + goal[:2]) / 2 + jitter), half[2]])
         self._block_half = half
-        self.physics.set_obstacles(self._block_center[None], half[None])
+        boxes = [(self._block_center, half)]
+        if cfg.pocket_depth > 0:
+            boxes += pocket_walls(self._block_center, half, start, cfg.pocket_depth)
+        centers, halves = zip(*boxes, strict=True)
+        self.physics.set_obstacles(np.array(centers), np.array(halves))
         self.physics.set_object_pose(start, yaw)
         self.physics.set_goal_marker(goal)
         return self._observe(), self._info()

@@ -93,10 +93,11 @@ class ObstaclePhysics(Arm7Physics):
 
 
 class PushPhysics(ObstaclePhysics):
-    """arm7, one obstacle block and a free cylinder (arm-object contacts are not collisions)."""
+    """arm7, ``n_obstacles`` box slots and a free cylinder (arm-object contacts are not
+    collisions)."""
 
-    def __init__(self) -> None:
-        super().__init__(1, with_object=True, ignore_contact_bodies=(c.OBJECT_BODY,))
+    def __init__(self, n_obstacles: int = 1) -> None:
+        super().__init__(n_obstacles, with_object=True, ignore_contact_bodies=(c.OBJECT_BODY,))
         m = self.model
         joint = m.joint(c.OBJECT_JOINT)
         self._obj_qpos = int(joint.qposadr[0])
