@@ -80,16 +80,21 @@ def detour(
     return path
 
 
+def before_fork(puck: np.ndarray, path: list[np.ndarray]) -> bool:
+    """Whether ``path`` is led by a fork (``detour(late_fork=True)``) the puck ``(2,)`` (m) is
+    not yet level with, along the detour's ``before -> after`` direction."""
+    return len(path) == 4 and bool((puck - path[0]) @ (path[2] - path[1]) < 0)
+
+
 def aim_point(puck: np.ndarray, path: list[np.ndarray], lookahead: float) -> np.ndarray:
     """Pure pursuit: the point ``(2,)`` (m) ``lookahead`` m further along ``path`` (before,
     after, goal) than the puck's projection on it; until the puck is level with ``before``
     it heads for ``before`` itself. A path led by a ``fork`` (``detour(late_fork=True)``):
     until the puck is level with the fork, the point ``lookahead`` m along puck -> fork ->
     before -> ...; then as without it."""
-    if len(path) == 4:
-        fork, path = path[0], path[1:]
-        if (puck - fork) @ (path[1] - path[0]) < 0:
-            return _pursue(puck, [fork, *path], lookahead)
+    if before_fork(puck, path):
+        return _pursue(puck, path, lookahead)
+    path = path[-3:]
     before, after = path[0], path[1]
     along = (after - before) / np.linalg.norm(after - before)
     if (puck - before) @ along < 0:
@@ -195,10 +200,8 @@ class PushExpert:
         low = ee[2] < PUSH_Z + 0.015
         if low and abs(off) < ALIGNED and np.linalg.norm(rel) < CONTACT + 0.04:
             dist = float(np.linalg.norm(goal - puck))
-            if len(path) == 4 and self.env.config.pocket_depth > 0:  # walls to miss: stop at
-                fork, along = path[0], path[2] - path[1]  # the fork, then turn from rest
-                if (puck - fork) @ along < 0:
-                    dist = min(dist, float(np.linalg.norm(fork - puck)))
+            if self.env.config.pocket_depth > 0 and before_fork(puck, path):  # walls to miss:
+                dist = min(dist, float(np.linalg.norm(path[0] - puck)))  # stop at the fork
             push_to = puck - d * (CONTACT - min(self.depth, dist))
             return np.array([*push_to, PUSH_Z]), yaw, True
         if low and abs(off) < ORBIT_MAX:  # go around the puck at arm's length, staying low
