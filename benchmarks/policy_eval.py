@@ -57,6 +57,14 @@ def with_overrides(policy: Any, overrides: dict[str, Any]) -> Any:
     return twin.eval()
 
 
+def trained_task(meta: dict[str, Any], task: dict[str, Any]) -> Any:
+    """The task a checkpoint was trained and evaluated on (its train config's ``task`` and
+    ``eval_task``), with ``task`` fields on top."""
+    trained = meta["contract"].get("train_config", {})
+    kwargs = {**trained.get("config", {}).get("task", {}), **trained.get("config", {}).get("eval_task", {})}
+    return sim.make(trained.get("task", meta["contract"]["task"]["name"]), **{**kwargs, **task})
+
+
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a binomial proportion."""
     if n == 0:
@@ -78,9 +86,7 @@ def evaluate_checkpoint(
     """Success etc. of one checkpoint over ``episodes`` seeded episodes."""
     policy, meta = load_checkpoint(checkpoint)
     policy = with_overrides(policy, overrides)
-    trained = meta["contract"].get("train_config", {})
-    kwargs = {**trained.get("config", {}).get("task", {}), **trained.get("config", {}).get("eval_task", {})}
-    env = sim.make(trained.get("task", meta["contract"]["task"]["name"]), **{**kwargs, **task})
+    env = trained_task(meta, task)
     torch.manual_seed(noise_seed)
     t0 = time.perf_counter()
     try:
@@ -93,16 +99,23 @@ def evaluate_checkpoint(
     return {"checkpoint": str(checkpoint), **result, "ci95": [low, high], "wall_s": time.perf_counter() - t0}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def checkpoint_args(doc: str) -> argparse.ArgumentParser:
+    """A parser with what every checkpoint script takes: checkpoints, the first episode seed,
+    the policy's noise seed, task and inference-only policy overrides, a JSON output."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+", type=Path, help="spine-train out/checkpoint folders")
-    ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--seed", type=int, default=10_000, help="first episode seed")
     ap.add_argument("--noise-seed", type=int, default=0, help="torch seed for the policy's own sampling")
     ap.add_argument("--task", nargs="*", default=[], help="task config fields, key=value")
     ap.add_argument("--policy", nargs="*", default=[], help="inference-only policy config fields, key=value")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    return ap
+
+
+def main() -> None:
+    ap = checkpoint_args(__doc__)
+    ap.add_argument("--episodes", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     task, overrides = key_values(args.task), key_values(args.policy)
