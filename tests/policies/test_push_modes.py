@@ -42,7 +42,10 @@ class Still:
 def test_the_expert_s_mode_is_the_side_found() -> None:
     env = sim.make("push", late_fork=True)
     actor = ExpertActor(env)
-    assert rollout_side(env, actor, seed=3, options={"mode": MODE_NEAR}) == ("near", True)
-    assert rollout_side(env, actor, seed=3, options={"mode": MODE_FAR}) == ("far", True)
-    side, success = rollout_side(env, Still(), seed=3)
-    assert side == "not passed" and not success
+    for mode, side in ((MODE_NEAR, "near"), (MODE_FAR, "far")):
+        rollout = rollout_side(env, actor, seed=3, options={"mode": mode})
+        assert (rollout.side, rollout.success) == (side, True)
+        assert rollout.path[0, 1] > 0 > rollout.path[-1, 1]  # block frame: start at +y, goal past it
+    still = rollout_side(env, Still(), seed=3)
+    assert still.side == "not passed" and not still.success
+    assert np.allclose(still.path, still.path[0], atol=0.01)
