@@ -132,7 +132,7 @@ def main() -> None:
     for ckpt in args.checkpoints:
         r, runs = modes_of(ckpt, args.layouts, args.rollouts, args.seed, args.noise_seed, task, policy_kw)
         results.append(r)
-        named.append(("/".join(ckpt.parent.parts[-2:]), runs))
+        named.append(("/".join(ckpt.parent.parts[-3:]), runs))
         share = " / ".join(f"{100 * r[f'{s}_share']:.0f} %" for s in SIDES)
         success = " / ".join(f"{100 * r[f'{s}_success']:.0f}" for s in SIDES)
         print(
