@@ -11,7 +11,8 @@ block the puck was on when it passed the block's center line along the lane (``n
 robot's side, smaller x), or ``not passed``. It prints, per checkpoint, the share of each side,
 success per side, and the share of layouts whose rollouts took both sides. A deterministic policy
 (GCBC) repeats itself, so its "both sides" share is 0 by construction; what matters there is
-whether it picks both sides across layouts. The task is built as in ``policy_eval.py``.
+whether it picks both sides across layouts. ``--plot`` draws the puck's paths on the first 15
+layouts, one panel per checkpoint. The task is built as in ``policy_eval.py``.
 """
 
 from __future__ import annotations
