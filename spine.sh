@@ -11,26 +11,35 @@ venv="$root/.venv"
 py="$venv/bin/python"
 
 setup() {
-  local want have stamp="$venv/.spine-installed"
-  # Offscreen OpenGL for videos and rendered frames (MuJoCo via EGL, Mesa's software
-  # rasterizer; no GPU or display needed). Keep in step with sim/video.py::GL_PACKAGES.
-  local gl_pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0) missing=() p
+  local want have stamp="$venv/.spine-installed" p
+  # System packages, as root with apt (else: what to install):
+  # - offscreen OpenGL for videos and rendered frames (MuJoCo via EGL, Mesa's software
+  #   rasterizer; no GPU or display needed). Keep in step with sim/video.py::GL_PACKAGES.
+  # - Cyclone DDS 0.10.2 from Debian (the C library of ROS 2 Humble and Jazzy) with its DDS
+  #   Security plugins (libdds_security_{auth,ac,crypto}); the PyPI wheels ship none, so the
+  #   ros extra's Python binding (constraints.txt) is built against this library below.
+  local gl_pkgs=(libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0)
+  local dds_pkgs=(libddsc0debian cyclonedds-dev cyclonedds-tools)
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends)
+  local gl_missing=() dds_missing=()
   if command -v dpkg-query >/dev/null; then
-    for p in "${gl_pkgs[@]}"; do
+    for p in "${gl_pkgs[@]}" "${dds_pkgs[@]}"; do
       if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
+        case " ${gl_pkgs[*]} " in *" $p "*) gl_missing+=("$p") ;; *) dds_missing+=("$p") ;; esac
       fi
     done
   fi
+  local missing=("${gl_missing[@]}" "${dds_missing[@]}")
   if [ ${#missing[@]} -gt 0 ]; then
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends)
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-      echo "[spine] installing offscreen GL: ${missing[*]}"
+      echo "[spine] installing system packages: ${missing[*]}"
       "${apt[@]}" "${missing[@]}" >/dev/null || { apt-get update -qq && "${apt[@]}" "${missing[@]}" >/dev/null; } ||
-        echo "[spine] could not install ${missing[*]}; videos and rendering will fail until they are" >&2
+        echo "[spine] could not install ${missing[*]}" >&2
     else
-      echo "[spine] videos and rendering need offscreen GL: sudo apt-get install ${missing[*]}" \
-        "(or libosmesa6 with MUJOCO_GL=osmesa); everything else works without it" >&2
+      [ ${#gl_missing[@]} -eq 0 ] || echo "[spine] videos and rendering need offscreen GL:" \
+        "sudo apt-get install ${gl_missing[*]} (or libosmesa6 with MUJOCO_GL=osmesa)" >&2
+      [ ${#dds_missing[@]} -eq 0 ] || echo "[spine] the ros extra needs Cyclone DDS with DDS Security:" \
+        "sudo apt-get install ${dds_missing[*]} (or CYCLONEDDS_HOME=<a Cyclone DDS 0.10 install>)" >&2
     fi
   fi
   # the C extension (setup.py, deploy/native/) is rebuilt when its sources change too
@@ -39,8 +48,24 @@ setup() {
   if [ -x "$py" ] && [ "$want" = "$have" ]; then return; fi
   echo "[spine] setting up $venv (pins from constraints.txt)"
   [ -x "$py" ] || python3 -m venv "$venv"
+  # cyclonedds (an sdist for Python 3.11) builds against $CYCLONEDDS_HOME/{include,bin,lib};
+  # Debian's multiarch layout gets a folder of links in the venv (the binding records the path).
+  local cyhome="${CYCLONEDDS_HOME:-}" ddsc
+  if [ -z "$cyhome" ]; then
+    ddsc=$(ls /usr/lib/*/libddsc.so /usr/lib/libddsc.so 2>/dev/null | head -n 1 || true)
+    if [ -z "$ddsc" ] || [ ! -f /usr/include/dds/dds.h ]; then
+      echo "[spine] ERROR: no Cyclone DDS C library with headers (libddsc.so, dds/dds.h) to build the" \
+        "cyclonedds binding against: apt-get install ${dds_pkgs[*]}, or set CYCLONEDDS_HOME" >&2
+      exit 1
+    fi
+    cyhome="$venv/cyclonedds-home"
+    mkdir -p "$cyhome"
+    ln -sfn /usr/include "$cyhome/include"
+    ln -sfn /usr/bin "$cyhome/bin"
+    ln -sfn "$(dirname "$ddsc")" "$cyhome/lib"
+  fi
   "$py" -m pip install --quiet --upgrade pip
-  "$py" -m pip install --quiet -c constraints.txt -e ".[dev]"
+  CYCLONEDDS_HOME="$cyhome" "$py" -m pip install --quiet --no-binary cyclonedds -c constraints.txt -e ".[dev]"
   echo "$want" >"$stamp"
 }
 

@@ -28,22 +28,28 @@ from tqdm import tqdm
 import sim
 from deploy.critic import load_critic
 from deploy.safety import SafetyFilter
-from deploy.safety_sim import arm_limits, run_episode, stage_counts
+from deploy.safety_config import load_safety_config
+from deploy.safety_sim import run_episode, sim_limits, stage_counts
 from sim.faults import FAULTS, FaultInjector, FaultSpec
 
 CONFIGS = ("none", "deterministic", "critic")
-FLOORS = {"reach_obstacles": 0.02, "push": 0.008}  # workspace-box bottom over the table (m)
+TASKS = ("reach_obstacles", "push")
 
 
 def evaluate(
-    task: str, critic: Path | None, episodes: int, faults: tuple[str, ...], seed: int
+    task: str, critic: Path | None, episodes: int, faults: tuple[str, ...], seed: int, safety: str = "default"
 ) -> dict[str, Any]:
     """Every fault x filter configuration over ``episodes`` episodes: rows + target figures."""
     env = sim.make(task)
     expert = sim.expert_class(task)(env)
-    limits = arm_limits(env, floor=FLOORS.get(task, 0.02), ee_speed_max=1.0, frozen_ticks=25)
-    tick_hz = 1.0 / env.unwrapped.physics.timestep
-    guard = load_critic(critic, env.task_spec, tick_hz=tick_hz) if critic else None
+    config = load_safety_config(safety)  # the shipped configuration unless told otherwise
+    limits = sim_limits(env, config)
+    tick_hz = 1.0 / limits.tick_period
+    guard = (
+        load_critic(critic, env.task_spec, tick_hz=tick_hz, threshold=config.critic_threshold)
+        if critic
+        else None
+    )
     filters = {"none": None, "deterministic": SafetyFilter(limits), "critic": SafetyFilter(limits, guard)}
     configs = [c for c in CONFIGS if c != "critic" or guard is not None]
     rows = []
@@ -58,7 +64,13 @@ def evaluate(
                     bar.update()
                 row = {"fault": kind, "filter": name, **summarize(res, env.task_spec.cost_kinds, name)}
                 rows.append({**row, "seconds": time.perf_counter() - t0})
-    result = {"task": task, "critic": str(critic) if critic else None, "seed": seed, "rows": rows}
+    result = {
+        "task": task,
+        "safety": safety,
+        "critic": str(critic) if critic else None,
+        "seed": seed,
+        "rows": rows,
+    }
     return {**result, **targets(rows)}
 
 
@@ -142,7 +154,7 @@ def plot(path: Path, result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="reach_obstacles", choices=sorted(FLOORS))
+    ap.add_argument("--task", default="reach_obstacles", choices=TASKS)
     ap.add_argument(
         "--critic", type=Path, help="critic.onnx (spine-train-critic); without it: no critic rows"
     )
@@ -151,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         "--faults", default=",".join(FAULTS), help="comma-separated subset of " + ",".join(FAULTS)
     )
     ap.add_argument("--seed", type=int, default=2000, help="first episode seed")
+    ap.add_argument(
+        "--safety", default="default", help="configs/safety/ name or YAML (default: the shipped one)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/safety_efficacy"))
     args = ap.parse_args(argv)
     faults = tuple(args.faults.split(","))
@@ -158,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"safety_efficacy: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}", file=sys.stderr)
         return 1
-    result = evaluate(args.task, args.critic, args.episodes, faults, args.seed)
+    result = evaluate(args.task, args.critic, args.episodes, faults, args.seed, args.safety)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.task}.json").write_text(json.dumps(result, indent=2))
     text = markdown(result)

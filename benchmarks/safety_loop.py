@@ -48,25 +48,30 @@ def child(
     fifo: int | None = None,
     engine: str = "auto",
     warm_s: float = 0.0,
+    safety: str = "default",
 ) -> dict[str, Any]:
     """Run one configuration's loop in this process; returns its raw figures."""
     import sim
     from deploy.critic import load_critic
     from deploy.realtime import realtime_setup
     from deploy.safety import SafetyFilter
-    from deploy.safety_sim import arm_limits
+    from deploy.safety_config import load_safety_config
+    from deploy.safety_sim import sim_limits
     from sim.observation import build_observation
 
     env = sim.make("reach_obstacles")
     env.reset(seed=0)
     spec, state = env.task_spec, env.state()
     obs = build_observation(state, spec.observation)
-    limits = arm_limits(env, tick_hz=hz, floor=0.02, ee_speed_max=1.0, frozen_ticks=25)
+    config_ = load_safety_config(safety)  # the shipped configuration unless told otherwise
+    limits = sim_limits(env, config_, tick_hz=hz)
     engine = "python" if config.endswith("_python") else engine
     critic_engine = "onnxruntime" if engine == "python" else "auto"
     guard = None
     if config.startswith("critic"):
-        guard = load_critic(critic, spec, tick_hz=hz, engine=critic_engine)
+        guard = load_critic(
+            critic, spec, tick_hz=hz, engine=critic_engine, threshold=config_.critic_threshold
+        )
     filt = SafetyFilter(limits, critic=guard, engine=engine)
     q0 = state["joint_pos"].copy()
     filt.reset(q0)
@@ -213,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         help="tick the filter's shadow twin this long before each deadline (SafetyFilter.warm; "
         "0: off); must be < --spin-us",
     )
+    ap.add_argument(
+        "--safety", default="default", help="configs/safety/ name or YAML (default: the shipped one)"
+    )
     ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.warm_us and args.warm_us >= args.spin_us:
@@ -227,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             args.fifo,
             args.engine,
             args.warm_us * 1e-6,
+            args.safety,
         )
         Path(args.out).write_text(json.dumps(raw))
         return 0
@@ -255,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.warm_us),
         ]
         cmd += ["--fifo", str(args.fifo)] if args.fifo else []
+        cmd += ["--safety", args.safety]
         cmd += ["--out", str(raw_path)] + (["--critic", args.critic] if args.critic else [])
         print(f"{config}: {args.seconds:g} s at {args.hz:g} Hz in its own process ...", flush=True)
         subprocess.run(cmd, check=True)

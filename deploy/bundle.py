@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy.integrity import verify
 from sim.contract import PolicyContract
 
 POLICY_FILE = "policy.onnx"
@@ -60,6 +61,7 @@ def load_bundle(path: Path | str) -> Bundle:
                 f"bundle {path}: missing {HIGH_LEVEL_FILE} (the contract is hierarchical)"
             )
     for graph in graphs:
+        verify(graph)  # its weights are those it was exported with, else ValueError naming it
         embedded = read_onnx_metadata(graph).get(CONTRACT_KEY)
         if embedded is None:
             raise ValueError(f"{graph}: no {CONTRACT_KEY!r} in metadata_props")

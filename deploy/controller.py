@@ -31,6 +31,8 @@ from deploy.bundle import Bundle, load_bundle
 from deploy.critic import CriticGuard, load_critic
 from deploy.deadline import DeadlineMonitor
 from deploy.safety import SafetyFilter, SafetyLimits, Stage, TickReport
+from deploy.safety_config import SafetyConfig, load_safety_config
+from deploy.safety_kinematics import SerialChain
 from sim.observation import ObservationError, build_observation, field_vector
 from sim.spec import JOINT_POS, TaskSpec
 
@@ -61,7 +63,7 @@ class Controller:
     Args:
         bundle: a bundle folder or a loaded ``Bundle``.
         robot: the robot's spec; the bundle's contract must match it (else ``ContractMismatch``).
-        limits: safety limits; by default the robot's limits with a 0.05 rad margin.
+        limits: safety limits; by default those of ``safety`` for this robot.
         threads: onnxruntime threads (1 on a robot: predictable latency).
         seed: seed of a chunked policy's noise generator (reproducible runs).
         chunk_mode: chunked policies: ``"receding"`` (execute ``execute_steps`` targets, then
@@ -70,6 +72,10 @@ class Controller:
         deadline_us: time budget of one tick's policy + filter work (µs; default: one period).
         critic: the learned safety critic: a ``CriticGuard``, a ``critic.onnx`` path, None (use
             the bundle folder's ``critic.onnx`` when there is one) or False (none).
+        safety: the safety configuration (``configs/safety/``): a ``SafetyConfig``, a name or a
+            YAML path; None: the shipped default. Ignored for the limits when ``limits`` is given.
+        chain: the arm's kinematic chain, needed when ``safety`` sets a workspace box or a
+            Cartesian rate limit.
     """
 
     def __init__(
@@ -84,13 +90,16 @@ class Controller:
         ensemble_every: int = 1,
         deadline_us: float | None = None,
         critic: CriticGuard | Path | str | bool | None = None,
+        safety: SafetyConfig | Path | str | None = None,
+        chain: SerialChain | None = None,
     ) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.contract = self.bundle.contract
         self.contract.check_robot(robot)
         self.robot = robot
         self.policy = load_agent(self.bundle, threads, seed, chunk_mode, ensemble_every)
-        limits = limits or SafetyLimits.from_spec(robot)
+        self.safety = safety if isinstance(safety, SafetyConfig) else load_safety_config(safety)
+        limits = limits or self.safety.limits(robot, chain=chain)
         self.critic = self._critic(critic, robot, 1.0 / limits.tick_period)
         self.filter = SafetyFilter(limits, critic=self.critic)
         self.last_report: TickReport | None = None
@@ -116,7 +125,7 @@ class Controller:
                     raise FileNotFoundError(f"critic=True but {path} does not exist")
                 return None
             critic = path
-        return load_critic(critic, robot, tick_hz=tick_hz)
+        return load_critic(critic, robot, tick_hz=tick_hz, threshold=self.safety.critic_threshold)
 
     def reset(self, state: State) -> None:
         """Start an episode at the measured state (its joint positions must be finite)."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.bundle import read_onnx_metadata
+from deploy.integrity import verify
 from deploy.runtime import OnnxGraph
 from sim.contract import PolicyContract
 from sim.spec import JOINT_POS, TaskSpec, field_offset
@@ -81,6 +82,7 @@ class OnnxCritic:
                 f"{path}: critic inputs {[t.name for t in self.contract.inputs]} are an older graph "
                 "format; re-export it (spine-export --critic, or policies.critic_export.export_critic)"
             )
+        verify(path)  # its weights are those it was exported with, else ValueError naming it
         self.graph = OnnxGraph(path, self.contract.inputs, self.contract.outputs, threads)
         ins, outs = self.graph.inputs, self.graph.outputs
         self.k = int(self.settings["candidates"])
@@ -88,6 +90,7 @@ class OnnxCritic:
         start = field_offset(task.observation, JOINT_POS)
         self._q = slice(start, start + task.n_joints)
         self._obs = ins["observation"][0]
+        self.d = self._obs.size  # observation size
         self._action, self._hold, self._pos = ins["anchors"]
         self._thr = ins["threshold"]
         self._chosen, self._risk, self._choice = outs["chosen"][0], outs["risk"][0], outs["choice"]
@@ -164,15 +167,33 @@ class CriticGuard:
     ) -> tuple[np.ndarray, float, int]:
         """(chosen command (n,) rad, risk of ``action``, chosen candidate index).
 
-        A non-finite observation (the filter's input guard has passed the command but the
-        critic's inputs are bad) keeps the action and reports NaN: the deterministic stages
-        still run.
+        The graph computes in float32: an observation that is not finite there (NaN, inf,
+        or a finite float64 beyond float32's range, 1e39), or that is malformed (the wrong
+        size, not real numbers), keeps the action and reports NaN (the filter's input guard
+        has passed the command but the critic's inputs are bad): the deterministic stages
+        still run. The filter hands over an action and a hold inside the position limits.
         """
-        if not math.isfinite(sum(observation.tolist())):
+        obs = _float32_observation(observation, self.critic.d)
+        if obs is None or not math.isfinite(sum(obs.tolist())):
             return np.asarray(action, dtype=np.float64), math.nan, 0
-        risks, chosen, choice = self.critic.run(observation, action, hold, self.threshold)
+        risks, chosen, choice = self.critic.run(obs, action, hold, self.threshold)
         self.last_risks = risks
         return chosen, float(risks[0]), choice
+
+
+def _float32_observation(observation: object, size: int) -> np.ndarray | None:
+    """``observation`` as the graph reads it, float32 ``(size,)`` (converted through float64,
+    as the C tick converts it), or None if it is not ``size`` real numbers."""
+    try:
+        a = np.asarray(observation)
+    except (TypeError, ValueError):
+        return None
+    if a.dtype.kind not in "fiu" or a.size != size:
+        return None
+    if a.dtype != np.float32:
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e39 -> inf: refused by the caller
+            a = a.astype(np.float64, copy=False).astype(np.float32)
+    return np.ascontiguousarray(a.reshape(-1))
 
 
 def load_critic(

@@ -59,6 +59,23 @@ def float64_array(values: np.ndarray, label: str = "joints") -> Any:
     return T[FLOAT64_ARRAY](layout=layout, data=values)
 
 
+def joint_trajectory(stamp: int, names: Sequence[str], positions: np.ndarray, time_from_start_ns: int) -> Any:
+    """A one-point ``trajectory_msgs/JointTrajectory`` (joint_trajectory_controller's input):
+    reach ``positions`` (rad) ``time_from_start_ns`` after ``stamp`` (0: when it arrives)."""
+    empty = np.zeros(0, dtype=np.float64)
+    sec, nsec = divmod(int(time_from_start_ns), 1_000_000_000)
+    point = T["trajectory_msgs/msg/JointTrajectoryPoint"](
+        positions=np.asarray(positions, dtype=np.float64).reshape(-1),
+        velocities=empty,
+        accelerations=empty,
+        effort=empty,
+        time_from_start=T["builtin_interfaces/msg/Duration"](sec=sec, nanosec=nsec),
+    )
+    return T["trajectory_msgs/msg/JointTrajectory"](
+        header=header(stamp), joint_names=list(names), points=[point]
+    )
+
+
 def point_stamped(stamp: int, xyz: np.ndarray, frame_id: str = "world") -> Any:
     x, y, z = (float(v) for v in np.asarray(xyz, dtype=np.float64).reshape(3))
     return T[POINT_STAMPED](header=header(stamp, frame_id), point=T["geometry_msgs/msg/Point"](x=x, y=y, z=z))

@@ -36,14 +36,17 @@ from deploy.safety import Stage
 from sim.spec import TaskSpec
 
 
-def replay(log_path: Path, bundle_path: Path, out: Path, goal: np.ndarray | None = None) -> dict[str, Any]:
-    """Replay ``log_path`` through the bundle's Controller; returns the report."""
+def replay(
+    log_path: Path, bundle_path: Path, out: Path, goal: np.ndarray | None = None, safety: str | None = None
+) -> dict[str, Any]:
+    """Replay ``log_path`` through the bundle's Controller under the safety configuration
+    ``safety`` (``configs/safety/`` name or YAML; None: the shipped default); returns the report."""
     bundle = load_bundle(bundle_path)
     spec = bundle.contract.task
     log = read_log(log_path, spec.joint_names)
     goal_at = _source(log, "goal", goal, "--goal X,Y,Z")
     ee_at = _source(log, "ee_pos", None, "") if log.ee_pos is not None else _fk(spec)
-    ctrl = Controller(bundle, spec)
+    ctrl = Controller(bundle, spec, safety=safety)
     stamps = log.joint_pos.stamps
     n, nj = len(stamps), spec.n_joints
     replayed = np.zeros((n, nj))
@@ -183,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mapping", type=Path, help="topic mapping YAML (configs/replay/) for a foreign log")
     ap.add_argument("--start", type=float, default=0.0, help="with --mapping: window start (s)")
     ap.add_argument("--end", type=float, default=None, help="with --mapping: window end (s)")
+    ap.add_argument("--safety", default="default", help="configs/safety/ name or YAML (default %(default)s)")
     args = ap.parse_args(argv)
     goal = np.array([float(v) for v in args.goal.split(",")]) if args.goal else None
     try:
         if args.mapping is not None:
             return _main_mapped(args, goal)
-        r = replay(args.log, args.bundle, args.out, goal)
+        r = replay(args.log, args.bundle, args.out, goal, args.safety)
     except (FileNotFoundError, ValueError) as e:
         print(f"spine-replay: {e}", file=sys.stderr)
         return 1

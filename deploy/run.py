@@ -24,6 +24,8 @@ from deploy.controller import Controller
 from deploy.latency import percentiles
 from deploy.run_log import RunLogWriter
 from deploy.safety import Stage
+from deploy.safety_config import load_safety_config
+from deploy.safety_sim import sim_chain
 from sim.video import GLUnavailableError, VideoWriter, render_frame
 
 
@@ -38,6 +40,7 @@ def run(
     video: Path | None = None,
     chunk_mode: str = "receding",
     critic: Path | bool | None = None,
+    safety: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` closed-loop episodes in sim through the Controller; returns the summary.
 
@@ -45,12 +48,17 @@ def run(
     ``.mp4`` or ``.gif``. ``chunk_mode``: how a chunked policy's chunks are executed
     (``"receding"`` or ``"ensemble"``); its noise generator is seeded with ``seed``.
     ``critic``: a ``critic.onnx`` for the safety filter; None uses the bundle's own when it has
-    one, False runs without a critic.
+    one, False runs without a critic. ``safety``: a ``configs/safety/`` name or YAML path (None:
+    the shipped default); a box or Cartesian limit takes the arm's chain from its MuJoCo model.
     """
     render = {"render_mode": "rgb_array"} if video else {}
     env = sim.make(task, **render, **(task_kwargs or {}))
     recorder = VideoWriter(video, env.task_spec.control_hz) if video else None
-    ctrl = Controller(bundle, env.task_spec, seed=seed, chunk_mode=chunk_mode, critic=critic)
+    config = load_safety_config(safety)
+    chain = sim_chain(env) if config.needs_chain else None
+    ctrl = Controller(
+        bundle, env.task_spec, seed=seed, chunk_mode=chunk_mode, critic=critic, safety=config, chain=chain
+    )
     log_dir.mkdir(parents=True, exist_ok=True)
     period_ns = round(1e9 / env.task_spec.control_hz)
     stamp, successes, distances = 0, 0, []
@@ -94,6 +102,7 @@ def run(
         "bundle": str(bundle),
         "episodes": episodes,
         "seed": seed,
+        "safety": str(safety or "default"),
         "success_rate": successes / max(episodes, 1),
         "final_distance_mean_m": float(np.mean(distances)),
         "ticks": ticks,
@@ -131,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--chunk-mode", choices=("receding", "ensemble"), default="receding", help="chunked policies"
     )
+    ap.add_argument("--safety", default="default", help="configs/safety/ name or YAML (default %(default)s)")
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--critic", type=Path, help="critic.onnx for the filter (default: the bundle's own)")
     group.add_argument("--no-critic", action="store_true", help="run without the learned critic")
@@ -142,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         s = run(
             args.bundle, args.task, args.episodes, args.seed, args.log,
             storage=args.storage, video=args.video, chunk_mode=args.chunk_mode,
-            critic=False if args.no_critic else args.critic,
+            critic=False if args.no_critic else args.critic, safety=args.safety,
         )  # fmt: skip
     except (FileNotFoundError, ValueError, KeyError, GLUnavailableError) as e:
         print(f"spine-run: {e}", file=sys.stderr)

@@ -17,7 +17,9 @@ class Stage(enum.IntFlag):
     """Which stages changed the command on a tick (a bit set; ``NONE`` = passed through).
 
     Bits 1-8 are the original deterministic stages; later ones were added without
-    renumbering, so logged bit sets stay readable.
+    renumbering, so logged bit sets stay readable. With ``LAST_STAGE`` set, the other bits
+    are the stages that acted on that tick: the bad value came from one of them (or, with
+    none, from the policy's command itself).
     """
 
     NONE = 0
@@ -29,6 +31,8 @@ class Stage(enum.IntFlag):
     WORKSPACE = 32  # end effector of the command outside the box or too fast: step shortened
     ESTOP = 64  # e-stop input: stop where the arm is
     DAMP = 128  # watchdog escalated: command follows the measured position (no spring force)
+    LAST_STAGE = 256  # the last check failed (non-finite, outside [q_min, q_max] or beyond
+    #                   the rate limit): the last safe command was held instead
 
     def names(self) -> list[str]:
         return [s.name.lower() for s in Stage if s and s in self]

@@ -59,6 +59,7 @@ def native_tick(filt: SafetyFilter, last: np.ndarray) -> Any:
         q_max=np.ascontiguousarray(lim.q_max, f64),
         reach=np.ascontiguousarray(filt._reach, f64),
         max_step=np.ascontiguousarray(filt._max_step, f64),
+        final_step=np.ascontiguousarray(filt._final_step, f64),
         cbf=filt._cbf,
         sensor_timeout=lim.sensor_timeout,
         watchdog_age=lim.watchdog_periods * lim.policy_period,

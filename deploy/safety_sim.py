@@ -131,6 +131,25 @@ def stage_counts(results: list[EpisodeResult]) -> dict[str, int]:
     return {s.name.lower(): total.get(s.name.lower(), 0) for s in Stage if s}
 
 
+def sim_chain(env: Any, site: str = "ee") -> Any:
+    """The kinematic chain of a sim arm (world -> ``site`` through the task's joints, in command
+    order), read from its MuJoCo model: what the workspace box and the Cartesian rate limit need."""
+    from deploy.safety_kinematics import chain_from_mujoco
+
+    base = env.unwrapped
+    return chain_from_mujoco(base.physics.model, tuple(base.task_spec.joint_names), site)
+
+
+def sim_limits(env: Any, config: Any, tick_hz: float | None = None) -> Any:
+    """``SafetyLimits`` of a sim robot under a ``SafetyConfig`` (``configs/safety/``), ticking
+    at ``tick_hz`` (default: the physics rate); the chain is read from the model when the
+    configuration needs one."""
+    base = env.unwrapped
+    hz = tick_hz or 1.0 / base.physics.timestep
+    chain = sim_chain(env) if config.needs_chain else None
+    return config.limits(base.task_spec, tick_hz=hz, chain=chain)
+
+
 def arm_limits(env: Any, tick_hz: float | None = None, floor: float | None = 0.02, **kwargs: Any) -> Any:
     """``SafetyLimits`` for an arm7 env at the physics rate (default): the spec's joint
     limits, and with ``floor`` (m) a workspace box in front of the arm whose bottom keeps

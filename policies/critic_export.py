@@ -173,6 +173,9 @@ def export_critic(
         model,
         {CONTRACT_KEY: contract.to_json(), CRITIC_KEY: json.dumps(settings), "spine.family": "safety_critic"},
     )
+    from deploy.integrity import stamp  # the critic's export moves to deploy/export/ (issue 21)
+
+    stamp(model)  # the graph's hash, checked when the critic is loaded (deploy.integrity)
     onnx.save(model, str(out))
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)

@@ -1,9 +1,9 @@
 """The one place where the nodes use ``deploy``'s Controller and SafetyFilter.
 
 ``PolicyRunner`` runs only the policy part of a Controller (in the policy node);
-``SafetyRunner`` runs the SafetyFilter at the safety node's own rate and adds, node-side,
-what the filter does not have yet: the watchdog counted in the node's ticks (hold, then damp)
-and the e-stop (hold, overriding everything).
+``SafetyRunner`` runs the SafetyFilter at the safety node's own rate under the one safety
+configuration (``configs/safety/``): watchdog, damping and e-stop are the filter's stages,
+fed with ages from a monotonic clock.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from ruamel.yaml import YAML
 
 from deploy.controller import Controller
 from deploy.critic import CriticGuard
-from deploy.safety import SafetyFilter, SafetyLimits, Stage
+from deploy.safety import SafetyFilter, Stage, TickReport
+from deploy.safety_config import SafetyConfig
+from deploy.safety_kinematics import SerialChain
 from sim.spec import JOINT_POS, TaskSpec
 
 
@@ -61,52 +63,48 @@ class PolicyRunner:
 
 
 class Mode(enum.Enum):
-    """What the safety node is doing."""
+    """What the safety node is doing (from the filter's stages on the latest tick)."""
 
     WAIT = "wait"  # no policy command yet: hold where the robot is
     TRACK = "track"  # filtering fresh policy commands
-    HOLD = "hold"  # policy command stale: hold the last safe command
-    DAMP = "damp"  # stale for longer: command the measured position minus a velocity term
-    ESTOP = "estop"  # e-stop engaged: repeat the last safe command exactly
+    GUARD = "guard"  # the joint state is missing, stale, out of order or frozen: hold
+    HOLD = "hold"  # policy command stale (watchdog): hold the last safe command
+    DAMP = "damp"  # stale for longer: the command follows the measured position
+    ESTOP = "estop"  # e-stop engaged: stop where the arm is
 
 
 class SafetyRunner:
-    """SafetyFilter + a tick-counted watchdog + e-stop, for one safety loop.
+    """The ROS safety loop's use of ``SafetyFilter``: every safety stage (input guard,
+    watchdog, damping, critic, envelope, e-stop, the last stage) is the filter's own, fed with
+    ages measured on a monotonic clock; this class only keeps the latest inputs and the
+    e-stop's latch.
 
     Args:
-        robot: robot spec (limits, joint order).
-        policy_hz: rate of the policy commands (Hz).
-        rate_hz: this loop's rate (Hz); the rate limit is per tick of it.
-        stale_periods: a policy command older than this many policy periods is stale (hold).
-        hold_periods: policy periods to hold before damping.
-        damping_s: damping target ``q - damping_s * qdot`` (s); with a PD position servo of
-            gains (kp, kd) this adds damping ``kp * damping_s`` and no stiffness.
-        critic: the learned safety critic (stage 3 of the filter), judging tracked policy
-            commands when ``tick`` is given the critic's observation; None: no critic.
+        robot: robot spec (limits, joint order, policy rate).
+        config: the safety configuration (``configs/safety/``).
+        rate_hz: this loop's rate (Hz), unless the configuration fixes ``tick_hz``.
+        critic: the learned safety critic (stage 3), or None.
+        chain: the arm's kinematic chain, when the configuration has a box or a Cartesian limit.
     """
 
     def __init__(
         self,
         robot: TaskSpec,
-        policy_hz: float,
+        config: SafetyConfig,
         rate_hz: float,
-        stale_periods: float = 3.0,
-        hold_periods: float = 12.5,
-        damping_s: float = 0.05,
         critic: CriticGuard | None = None,
+        chain: SerialChain | None = None,
     ) -> None:
-        self.limits = SafetyLimits.from_spec(robot, tick_hz=rate_hz, watchdog_periods=stale_periods)
+        self.config = config
+        self.limits = config.limits(robot, tick_hz=rate_hz, chain=chain)
         self.critic = critic
         self.filter = SafetyFilter(self.limits, critic=critic)
         self.risk = math.nan  # the critic's latest Q_risk of the tracked command (NaN: none)
         self.vetoes = 0  # ticks on which the critic replaced the policy command
-        ticks_per_period = rate_hz / policy_hz
-        self.stale_ticks = round(stale_periods * ticks_per_period)
-        self.hold_ticks = round(hold_periods * ticks_per_period)
-        self.damping_s = damping_s
         self.command: np.ndarray | None = None
-        self.age_ticks = 0  # ticks since the last policy command arrived
+        self.command_ns = 0  # monotonic receipt time of ``command``
         self.estop = False
+        self.estop_seen_ns = 0  # monotonic time of the latest engaging e-stop message
         self.mode = Mode.WAIT
         self.started = False
 
@@ -114,36 +112,65 @@ class SafetyRunner:
         self.filter.reset(joint_pos)
         self.started = True
 
-    def policy_command(self, command: np.ndarray) -> None:
+    def policy_command(self, command: np.ndarray, now_ns: int) -> None:
+        """A policy command arrived at monotonic time ``now_ns``."""
         self.command = np.asarray(command, dtype=np.float64)
-        self.age_ticks = 0
+        self.command_ns = now_ns
 
-    def warm(self, q: np.ndarray, observation: np.ndarray | None = None) -> None:
+    def estop_message(self, engage: bool, now_ns: int) -> None:
+        """An e-stop message (true engages, false releases) at monotonic time ``now_ns``."""
+        if engage:
+            self.estop, self.estop_seen_ns = True, now_ns
+        else:
+            self.estop = False
+
+    def estop_active(self, now_ns: int) -> bool:
+        """Latched (default): engaged until an explicit release. Unlatched: a dead-man's
+        e-stop, engaged while ``true`` keeps arriving within the watchdog's age."""
+        if not self.estop or self.config.estop_latch:
+            return self.estop
+        return (
+            now_ns - self.estop_seen_ns
+        ) * 1e-9 <= self.limits.watchdog_periods * self.limits.policy_period
+
+    def command_age(self, now_ns: int) -> float:
+        """Seconds since the policy command arrived (inf: none yet)."""
+        return math.inf if self.command is None else (now_ns - self.command_ns) * 1e-9
+
+    def warm(self, q: np.ndarray, now_ns: int, observation: np.ndarray | None = None) -> None:
         """Before a tick: the filter's shadow tick on the tracked command (``SafetyFilter.warm``)."""
-        self.filter.warm(self.command, q, 0.0, observation=observation)
+        self.filter.warm(self.command, q, self.command_age(now_ns), observation=observation)
 
     def tick(
-        self, q: np.ndarray, qd: np.ndarray, observation: np.ndarray | None = None
-    ) -> tuple[np.ndarray, Stage]:
-        """One safety tick at measured positions ``q`` (rad) and velocities ``qd`` (rad/s);
-        ``observation``: the critic's input vector (without it the critic stage is skipped)."""
-        self.age_ticks += 1
-        if self.estop:
-            self.mode = Mode.ESTOP
-            assert self.filter.last is not None
-            return self.filter.last.copy(), Stage.NONE
-        if self.command is None:
-            self.mode = Mode.WAIT
-            return self.filter(None, q, 0.0)
-        if self.age_ticks <= self.stale_ticks:
-            self.mode = Mode.TRACK
-            report = self.filter.tick(self.command, q, 0.0, observation=observation)
+        self, q: np.ndarray | None, state_age: float, now_ns: int, observation: np.ndarray | None = None
+    ) -> TickReport:
+        """One safety tick at monotonic time ``now_ns`` with measured positions ``q`` (rad, None
+        when there are none) that are ``state_age`` seconds old; ``observation``: the critic's
+        input vector (without it the critic stage is skipped)."""
+        estop = self.estop_active(now_ns)
+        report = self.filter.tick(
+            self.command,
+            q,
+            self.command_age(now_ns),
+            observation=observation,
+            estop=estop,
+            state_age=state_age,
+        )
+        self.mode = self._mode(report.stages, estop)
+        if report.critic_ran or Stage.CRITIC in report.stages:
             self.risk = report.risk
-            self.vetoes += Stage.CRITIC in report.stages
-            return report.command, report.stages
-        if self.age_ticks <= self.stale_ticks + self.hold_ticks:
-            self.mode = Mode.HOLD
-            return self.filter(None, q, 0.0)
-        self.mode = Mode.DAMP
-        cmd, stages = self.filter(q - self.damping_s * qd, q, 0.0)
-        return cmd, stages | Stage.WATCHDOG
+        self.vetoes += Stage.CRITIC in report.stages
+        return report
+
+    def _mode(self, stages: Stage, estop: bool) -> Mode:
+        if estop:
+            return Mode.ESTOP
+        if Stage.INPUT_GUARD in stages:
+            return Mode.GUARD
+        if self.command is None:
+            return Mode.WAIT
+        if Stage.DAMP in stages:
+            return Mode.DAMP
+        if Stage.WATCHDOG in stages:
+            return Mode.HOLD
+        return Mode.TRACK

@@ -12,7 +12,12 @@ serializes it as XCDR1 (plain CDR), little-endian. These ``IdlStruct`` dataclass
 from dataclasses import dataclass, field
 
 from cyclonedds.idl import IdlStruct
-from cyclonedds.idl.types import byte, float64, int32, sequence, uint32
+from cyclonedds.idl.types import float64, int32, sequence, uint32
+
+try:
+    from cyclonedds.idl.types import byte
+except ImportError:  # cyclonedds 0.10 (the binding of Debian's Cyclone DDS): no byte, one octet all the same
+    from cyclonedds.idl.types import uint8 as byte
 
 
 def dds_type_name(msgtype: str) -> str:

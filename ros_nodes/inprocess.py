@@ -3,6 +3,12 @@
 Every message goes through rosbags' CDR serializer and back (as on the wire), so a node never
 shares an array with another. Time only moves in ``InProcessBus.run_for``: due timers fire in
 time order, and messages published by a callback are delivered before the next timer fires.
+
+QoS as DDS matches it (``ros_nodes.port.incompatible_policies``): a publisher and a
+subscription whose profiles do not match never connect, and both ports report it in
+``health()`` (and on stderr), as the Cyclone DDS adapter does. Transient-local publishers keep
+their last ``depth`` messages for transient-local subscriptions that come later. A message
+larger than its type's size cap (``ros_nodes.port.MAX_BYTES``) is dropped and counted.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from typing import Any
 
 from deploy.messages import TYPESTORE
 from ros_nodes.params import ParameterStore
-from ros_nodes.port import Callback, QoS, Received
+from ros_nodes.port import (
+    Callback,
+    PortHealth,
+    QoS,
+    QosEvent,
+    Received,
+    incompatible_policies,
+    max_bytes,
+)
 
 
 class InProcessBus:
@@ -23,8 +37,9 @@ class InProcessBus:
 
     def __init__(self, start_ns: int = 1_700_000_000_000_000_000) -> None:
         self.now_ns = start_ns
-        self._subs: dict[str, list[tuple[InProcessPort, str, Callback, QoS]]] = {}
-        self._latched: dict[str, deque[bytes]] = {}
+        self._subs: dict[str, list[_Sub]] = {}
+        self._writers: dict[str, list[_Writer]] = {}
+        self._unmatched: set[tuple[int, int]] = set()  # (id(writer), id(sub)) that never connect
         self._types: dict[str, str] = {}
         self._timers: list[tuple[int, int, _Timer]] = []
         self._seq = itertools.count()
@@ -34,21 +49,52 @@ class InProcessBus:
         return InProcessPort(self, name, params or ParameterStore(name))
 
     # --- called by ports ----------------------------------------------------------------
-    def _publish(self, topic: str, msgtype: str, data: bytes, qos: QoS) -> None:
+    def _match(self, writer: _Writer, sub: _Sub) -> bool:
+        """Whether ``writer`` serves ``sub``; the first time they do not, both ports report it."""
+        bad = incompatible_policies(writer.qos, sub.qos)
+        if bad:
+            self._unmatched.add((id(writer), id(sub)))
+            policy, ours, theirs = ", ".join(bad), sub.qos.describe(), writer.qos.describe()
+            sub.port._health.add_qos_event(
+                QosEvent(
+                    sub.topic, "subscription", policy, ours, theirs, f"{writer.port.name}:{id(writer):x}"
+                ),
+                sub.port.name,
+            )
+            writer.port._health.add_qos_event(
+                QosEvent(sub.topic, "publisher", policy, theirs, ours, f"{sub.port.name}:{id(sub):x}"),
+                writer.port.name,
+            )
+        return not bad
+
+    def _add_writer(self, writer: _Writer) -> None:
+        self._writers.setdefault(writer.topic, []).append(writer)
+        for sub in self._subs.get(writer.topic, []):
+            self._match(writer, sub)
+
+    def _enqueue(self, sub: _Sub, data: bytes) -> None:
+        if len(data) > sub.max_bytes:
+            sub.port._health.count_drop("oversize", sub.topic)
+            return
+        self._queue.append((sub.callback, sub.msgtype, data, self.now_ns))
+
+    def _publish(self, writer: _Writer, data: bytes) -> None:
+        topic, msgtype = writer.topic, writer.msgtype
         known = self._types.setdefault(topic, msgtype)
         if known != msgtype:
             raise TypeError(f"topic {topic}: published as {msgtype}, already carries {known}")
-        if qos.transient_local:
-            self._latched.setdefault(topic, deque(maxlen=qos.depth)).append(data)
-        for port, sub_type, cb, _ in self._subs.get(topic, []):
-            if port.alive:
-                self._queue.append((cb, sub_type, data, self.now_ns))
+        if writer.qos.transient_local:
+            writer.latched.append(data)
+        for sub in self._subs.get(topic, []):
+            if sub.port.alive and (id(writer), id(sub)) not in self._unmatched:
+                self._enqueue(sub, data)
 
-    def _subscribe(self, port: InProcessPort, topic: str, msgtype: str, cb: Callback, qos: QoS) -> None:
-        self._subs.setdefault(topic, []).append((port, msgtype, cb, qos))
-        if qos.transient_local:
-            for data in self._latched.get(topic, ()):
-                self._queue.append((cb, msgtype, data, self.now_ns))
+    def _subscribe(self, sub: _Sub) -> None:
+        self._subs.setdefault(sub.topic, []).append(sub)
+        for writer in self._writers.get(sub.topic, []):
+            if self._match(writer, sub) and sub.qos.transient_local and writer.port.alive:
+                for data in writer.latched:
+                    self._enqueue(sub, data)
 
     def _add_timer(self, timer: _Timer) -> None:
         heapq.heappush(self._timers, (timer.next_ns, next(self._seq), timer))
@@ -79,11 +125,18 @@ class InProcessBus:
 
 
 class _Writer:
-    def __init__(self, bus: InProcessBus, topic: str, msgtype: str, qos: QoS) -> None:
-        self.bus, self.topic, self.msgtype, self.qos = bus, topic, msgtype, qos
+    def __init__(self, port: InProcessPort, topic: str, msgtype: str, qos: QoS) -> None:
+        self.port, self.bus, self.topic, self.msgtype, self.qos = port, port.bus, topic, msgtype, qos
+        self.latched: deque[bytes] = deque(maxlen=qos.history_depth)  # transient local only
 
     def publish(self, msg: Any) -> None:
-        self.bus._publish(self.topic, self.msgtype, TYPESTORE.serialize_cdr(msg, self.msgtype), self.qos)
+        self.bus._publish(self, TYPESTORE.serialize_cdr(msg, self.msgtype))
+
+
+class _Sub:
+    def __init__(self, port: InProcessPort, topic: str, msgtype: str, callback: Callback, qos: QoS) -> None:
+        self.port, self.topic, self.msgtype, self.callback, self.qos = port, topic, msgtype, callback, qos
+        self.max_bytes = max_bytes(msgtype, port.max_bytes)
 
 
 class _Timer:
@@ -121,12 +174,21 @@ class InProcessPort:
     def __init__(self, bus: InProcessBus, name: str, params: ParameterStore) -> None:
         self.bus, self.name, self.params = bus, name, params
         self.alive = True
+        self.max_bytes: dict[str, int] = {}
+        """Per-type overrides of ``ros_nodes.port.MAX_BYTES`` (bytes); set before subscribing."""
+        self._health = PortHealth()
 
     def publisher(self, topic: str, msgtype: str, qos: QoS) -> _Writer:
-        return _Writer(self.bus, topic, msgtype, qos)
+        writer = _Writer(self, topic, msgtype, qos)
+        self.bus._add_writer(writer)
+        return writer
 
     def subscribe(self, topic: str, msgtype: str, callback: Callback, qos: QoS) -> None:
-        self.bus._subscribe(self, topic, msgtype, callback, qos)
+        self.bus._subscribe(_Sub(self, topic, msgtype, callback, qos))
+
+    def health(self) -> PortHealth:
+        """Incompatible QoS seen (matched when endpoints are created) and oversized drops."""
+        return self._health.copy()
 
     def timer(
         self,
@@ -142,6 +204,9 @@ class InProcessPort:
     def now_ns(self) -> int:
         return self.bus.now_ns
 
+    def monotonic_ns(self) -> int:
+        return self.bus.now_ns  # the simulated clock never goes back
+
     def parameter(self, name: str, default: Any) -> Any:
         return self.params.get(name, default)
 
@@ -153,4 +218,11 @@ class InProcessPort:
         self.alive = False
 
     def discover_topics(self) -> dict[str, tuple[str, QoS]]:
-        return {t: (ty, QoS(reliable=True, depth=100)) for t, ty in self.bus.topics().items()}
+        """Published topics: topic -> (type, a QoS every publisher serves), as the DDS port."""
+        found = {}
+        for topic, msgtype in self.bus.topics().items():
+            offered = [w.qos for w in self.bus._writers.get(topic, [])]
+            reliable = all(q.reliable for q in offered)
+            transient_local = all(q.transient_local for q in offered)
+            found[topic] = (msgtype, QoS(reliable=reliable, depth=100, transient_local=transient_local))
+        return found

@@ -10,14 +10,16 @@ fall back) and ``finish()`` (write files). ``run_node`` drives those transitions
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from deploy.realtime import realtime_setup
 from ros_nodes.params import ParameterError, ParameterStore, load_params
-from ros_nodes.port import Port, Timer
+from ros_nodes.port import Port, QoS, Timer, parse_qos
 
 TRANSPORTS = ("auto", "dds", "rclpy")
 
@@ -51,6 +53,16 @@ class Node:
         """Write results and close files; called once at exit."""
 
 
+def qos_param(params: Any, name: str, default: QoS) -> QoS:
+    """The QoS of one endpoint: ``default`` with the node's ``<name>`` parameter applied over
+    it (``ros_nodes.port.parse_qos``: a profile name and/or policies); a bad value raises a
+    ``ParameterError`` naming the parameter."""
+    try:
+        return parse_qos(getattr(params, name), default)
+    except ValueError as e:
+        raise ParameterError(f"{name}: {e}") from None
+
+
 def make_port(name: str, store: ParameterStore, transport: str, argv: Sequence[str]) -> Port:
     """The port for ``transport``: ``auto`` takes rclpy when it is importable, else Cyclone DDS."""
     if transport in ("auto", "rclpy"):
@@ -63,7 +75,35 @@ def make_port(name: str, store: ParameterStore, transport: str, argv: Sequence[s
             return RclpyPort(name, store, list(argv))
     from ros_nodes.dds import DdsPort
 
-    return DdsPort(name, store, spin_us=float(store.get("spin_us", 0.0)))
+    enclave = security_enclave(name, store.enclave)
+    return DdsPort(name, store, spin_us=float(store.get("spin_us", 0.0)), enclave=enclave)
+
+
+def security_enclave(node: str, requested: str = "") -> Path | None:
+    """The DDS Security enclave this node runs with, from ROS 2's environment variables (the
+    ones rclpy reads too): ``ROS_SECURITY_ENABLE=true`` with ``ROS_SECURITY_KEYSTORE``; the
+    enclave is ``ROS_SECURITY_ENCLAVE_OVERRIDE``, else ``requested`` (``--enclave``), else the
+    node's own in Spine's permissions table. Without them: None, and a warning that anyone on
+    the domain can command the robot."""
+    keystore = os.environ.get("ROS_SECURITY_KEYSTORE", "")
+    if os.environ.get("ROS_SECURITY_ENABLE", "").lower() != "true" or not keystore:
+        print(
+            f"{node}: WARNING: running WITHOUT DDS Security: any participant on this DDS domain can "
+            "publish commands, policy commands and e-stop releases (docs/security.md: spine-keystore, "
+            "ROS_SECURITY_ENABLE=true, ROS_SECURITY_KEYSTORE)",
+            file=sys.stderr,
+        )
+        return None
+    from ros_nodes.security.keystore import enclave_dir
+    from ros_nodes.security.policy import node_enclave
+
+    override = os.environ.get("ROS_SECURITY_ENCLAVE_OVERRIDE", "") or requested
+    enclave = enclave_dir(Path(keystore), override) if override else node_enclave(Path(keystore), node)
+    if not enclave.is_dir():
+        raise FileNotFoundError(
+            f"{node}: enclave {enclave} does not exist (spine-keystore create {keystore})"
+        )
+    return enclave
 
 
 def run_node(cls: type[Node], argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,7 @@ class ParameterStore:
         self.values: dict[str, Any] = {}
         self.source: dict[str, str] = {}
         self.node_specific: set[str] = set()  # set for this node by name or on the command line
+        self.enclave = ""  # --ros-args --enclave NAME (DDS Security), "" when not given
 
     def load_file(self, path: Path | str) -> None:
         path = Path(path)
@@ -74,7 +75,8 @@ class ParameterStore:
         return self.values.get(name, default)
 
     def parse_args(self, argv: Sequence[str]) -> list[str]:
-        """Consume ``--ros-args``, ``--params-file F`` and ``-p name:=value``; return the rest."""
+        """Consume ``--ros-args``, ``--params-file F``, ``-p name:=value``, ``-r`` remaps and
+        ``--enclave NAME``; return the rest."""
         rest, i = [], 0
         while i < len(argv):
             arg = argv[i]
@@ -91,6 +93,9 @@ class ParameterStore:
                 i += 2
             elif arg in ("-r", "--remap") and i + 1 < len(argv):
                 i += 2  # remaps are rclpy's business; ignored elsewhere
+            elif arg in ("-e", "--enclave") and i + 1 < len(argv):
+                self.enclave = argv[i + 1]  # the DDS Security enclave, as rcl reads it
+                i += 2
             else:
                 rest.append(arg)
                 i += 1
@@ -129,7 +134,8 @@ def load_params(store: ParameterStore, declare: Any, cls: type[P]) -> P:
     """Build ``cls`` (a dataclass) from ``declare(name, default)`` for each field.
 
     ``declare`` is a port's ``parameter`` method (rclpy declares them as ROS parameters).
-    A node-specific parameter that ``cls`` does not have raises, naming it.
+    A node-specific parameter that ``cls`` does not have raises, naming it; names under a
+    prefix in ``cls.NESTED`` (``safety.margin``) are left to the node, which checks them.
     """
     hints = typing.get_type_hints(cls)
     kw = {}
@@ -139,7 +145,8 @@ def load_params(store: ParameterStore, declare: Any, cls: type[P]) -> P:
         where = store.source.get(f.name, "default")
         kw[f.name] = _check(f.name, value, hints[f.name], where)
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(store.node_specific - known)
+    nested = tuple(f"{p}." for p in getattr(cls, "NESTED", ()))
+    unknown = sorted(n for n in store.node_specific - known if not n.startswith(nested))
     if unknown:
         where = ", ".join(f"{n} from {store.source[n]}" for n in unknown)
         raise ParameterError(f"{store.node}: unknown parameter(s) {where}; known: {sorted(known)}")

@@ -16,8 +16,8 @@ import numpy as np
 
 from deploy import messages as m
 from ros_nodes.control import PolicyRunner, load_robot
-from ros_nodes.node import Node, run_node
-from ros_nodes.port import LATCHED_QOS, SENSOR_QOS, Received, command_qos
+from ros_nodes.node import Node, qos_param, run_node
+from ros_nodes.port import DEFAULT, SENSOR_DATA, Received, command_qos
 from ros_nodes.topics import JointOrder
 
 
@@ -35,6 +35,18 @@ class PolicyParams:
     """Where the raw policy command goes (the safety node reads it)."""
     max_state_age_s: float = 0.1
     """Skip the step (publish nothing) when the newest joint state is older than this (s)."""
+    joint_states_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
+    goal_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
+    ee_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
+    policy_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
 
 
 class PolicyNode(Node):
@@ -53,11 +65,14 @@ class PolicyNode(Node):
         self.steps = 0
         self.errors = 0
         period = 1.0 / self.runner.policy_hz
-        self.pub = self.port.publisher(p.policy_topic, m.FLOAT64_ARRAY, command_qos(period))
-        self.port.subscribe(p.joint_states_topic, m.JOINT_STATE, self._on_state, SENSOR_QOS)
-        self.port.subscribe(p.goal_topic, m.POINT_STAMPED, self._on_goal, LATCHED_QOS)
+        self.pub = self.port.publisher(
+            p.policy_topic, m.FLOAT64_ARRAY, qos_param(p, "policy_qos", command_qos(period))
+        )
+        js_qos = qos_param(p, "joint_states_qos", SENSOR_DATA)
+        self.port.subscribe(p.joint_states_topic, m.JOINT_STATE, self._on_state, js_qos)
+        self.port.subscribe(p.goal_topic, m.POINT_STAMPED, self._on_goal, qos_param(p, "goal_qos", DEFAULT))
         if any(f.name == "ee_pos" for f in robot.observation):
-            self.port.subscribe(p.ee_topic, m.POINT_STAMPED, self._on_ee, SENSOR_QOS)
+            self.port.subscribe(p.ee_topic, m.POINT_STAMPED, self._on_ee, qos_param(p, "ee_qos", SENSOR_DATA))
 
     def _on_state(self, msg: Any, rx: Received) -> None:
         try:

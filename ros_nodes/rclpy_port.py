@@ -8,6 +8,7 @@ a ROS 2 node on ``rmw_cyclonedds_cpp`` talks to either. Importing this module ra
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from deploy.messages import TYPESTORE
 from ros_nodes.params import ParameterStore
-from ros_nodes.port import Callback, QoS, Received
+from ros_nodes.port import Callback, PortHealth, QoS, Received
 
 
 def ros_qos(qos: QoS) -> QoSProfile:
@@ -99,6 +100,14 @@ class RclpyPort:
 
     def now_ns(self) -> int:
         return self.node.get_clock().now().nanoseconds
+
+    def monotonic_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def health(self) -> PortHealth:
+        """rclpy reports incompatible QoS in its own log (rcl's QoS event warnings); this thin
+        adapter does not count them (no rclpy here to test it against), so it reports none."""
+        return PortHealth()
 
     def parameter(self, name: str, default: Any) -> Any:
         """Declared as a ROS parameter; ``--params-file`` / ``-p`` reach it through rclpy."""

@@ -23,8 +23,8 @@ import numpy as np
 
 import sim
 from deploy import messages as m
-from ros_nodes.node import Node, run_node
-from ros_nodes.port import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, QoS, Received
+from ros_nodes.node import Node, qos_param, run_node
+from ros_nodes.port import LATCHED, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, QoS, Received
 from ros_nodes.topics import SIM_STATUS, diagnostic
 
 
@@ -38,6 +38,9 @@ class SimRobotParams:
     """Goals to run before exiting (0: run until stopped)."""
     episode_s: float = 4.0
     """Time per goal (s); 4 s = the reach task's 100 control steps."""
+    goal_repeat_s: float = 0.5
+    """Publish the current goal again this often (s): readers with ROS 2's default (volatile)
+    QoS, as ``ros2 topic pub`` needs, get nothing published before they joined."""
     home_s: float = 1.5
     """Homing move between episodes (s), then ``settle_s`` at rest before the next goal."""
     settle_s: float = 0.3
@@ -49,6 +52,15 @@ class SimRobotParams:
     stats_path: str = ""
     """If set, write per-command receive timing (npz) here at exit."""
     stats_max: int = 600_000
+    joint_states_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
+    command_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
+    goal_qos: str = ""
+    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
 
 
 class SimRobotNode(Node):
@@ -82,11 +94,13 @@ class SimRobotNode(Node):
         n = p.stats_max if p.stats_path else 0
         self.rx = {k: np.zeros(n, dtype=np.int64) for k in ("source_ns", "received_ns")}
         self.n_rx = 0
-        self.js_pub = self.port.publisher(m.TOPIC_JOINT_STATES, m.JOINT_STATE, SENSOR_QOS)
-        self.ee_pub = self.port.publisher(m.TOPIC_EE, m.POINT_STAMPED, SENSOR_QOS)
-        self.goal_pub = self.port.publisher(m.TOPIC_GOAL, m.POINT_STAMPED, LATCHED_QOS)
+        js_qos = qos_param(p, "joint_states_qos", SYSTEM_DEFAULT)  # as joint_state_broadcaster
+        self.js_pub = self.port.publisher(m.TOPIC_JOINT_STATES, m.JOINT_STATE, js_qos)
+        self.ee_pub = self.port.publisher(m.TOPIC_EE, m.POINT_STAMPED, SENSOR_DATA)
+        self.goal_pub = self.port.publisher(m.TOPIC_GOAL, m.POINT_STAMPED, qos_param(p, "goal_qos", LATCHED))
         self.diag_pub = self.port.publisher(m.TOPIC_DIAGNOSTICS, m.DIAGNOSTICS, RELIABLE_QOS)
-        self.port.subscribe(p.command_topic, m.FLOAT64_ARRAY, self._on_command, QoS(depth=1))
+        cmd_qos = qos_param(p, "command_qos", SYSTEM_DEFAULT)  # as forward_command_controller
+        self.port.subscribe(p.command_topic, m.FLOAT64_ARRAY, self._on_command, cmd_qos)
         self.port.subscribe(p.policy_topic, m.FLOAT64_ARRAY, self._on_policy, QoS(depth=1))
 
     def _on_command(self, msg: Any, rx: Received) -> None:
@@ -108,6 +122,12 @@ class SimRobotNode(Node):
     def activate(self) -> None:
         self._publish_goal()
         self.timers = [self.port.timer(1.0 / self.physics_hz, self._tick)]
+        if self.params.goal_repeat_s > 0:
+            self.timers.append(self.port.timer(self.params.goal_repeat_s, self._repeat_goal))
+
+    def _repeat_goal(self) -> None:
+        if self.homing is None:  # between episodes there is no goal to reach
+            self.goal_pub.publish(m.point_stamped(self.port.now_ns(), self.goal))
 
     def _publish_goal(self) -> None:
         self.physics.set_goal_marker(self.goal)

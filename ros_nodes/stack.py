@@ -30,6 +30,9 @@ NODES = {
 }
 
 
+HEALTH_FILE = "safety_health.json"
+
+
 def loopback_uri() -> str:
     """Cyclone DDS config: 127.0.0.1 only, unicast discovery (lo has no multicast)."""
     return (
@@ -40,10 +43,20 @@ def loopback_uri() -> str:
     )
 
 
-def node_env(domain_id: int, loopback: bool = True) -> dict[str, str]:
+def node_env(domain_id: int, loopback: bool = True, keystore: Path | None = None) -> dict[str, str]:
+    """The nodes' environment: the domain, loopback-only Cyclone DDS, and with ``keystore`` the
+    ROS 2 security variables (every node then runs with its own enclave, docs/security.md)."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
+    for var in ("ROS_SECURITY_ENABLE", "ROS_SECURITY_KEYSTORE", "ROS_SECURITY_ENCLAVE_OVERRIDE"):
+        env.pop(var, None)
     if loopback:
         env["CYCLONEDDS_URI"] = loopback_uri()
+    if keystore is not None:
+        env.update(
+            ROS_SECURITY_ENABLE="true",
+            ROS_SECURITY_STRATEGY="Enforce",
+            ROS_SECURITY_KEYSTORE=str(Path(keystore).resolve()),
+        )
     return env
 
 
@@ -95,14 +108,17 @@ def start_stack(
     overrides: dict[str, Sequence[str]] | None = None,
     nodes: Sequence[str] = tuple(NODES),
     loopback: bool = True,
+    keystore: Path | None = None,
 ) -> Stack:
-    """Start ``nodes`` (in order) with the parameter file and per-node ``-p`` overrides."""
+    """Start ``nodes`` (in order) with the parameter file and per-node ``-p`` overrides; with
+    ``keystore``, each on DDS Security with its own enclave."""
     out.mkdir(parents=True, exist_ok=True)
     stack = Stack(out)
-    env = node_env(domain_id, loopback)
+    env = node_env(domain_id, loopback, keystore)
     defaults = {
         "recorder": [f"out:={out / 'bag'}"],
         "sim_robot": [f"summary_path:={out / 'sim_summary.json'}"],
+        "safety": [f"health_path:={out / HEALTH_FILE}"],
     }
     for node in nodes:
         ps = [*defaults.get(node, []), *(overrides or {}).get(node, [])]
@@ -122,16 +138,40 @@ def main(argv: list[str] | None = None) -> int:
         "-p", dest="sim_params", action="append", default=[], help="sim robot parameter name:=value"
     )
     ap.add_argument("--no-recorder", action="store_true", help="do not record a bag")
+    ap.add_argument(
+        "--keystore",
+        type=Path,
+        help="DDS Security keystore (spine-keystore create DIR); without it: no security",
+    )
     ap.add_argument("--network", action="store_true", help="use Cyclone's default interfaces, not loopback")
     args = ap.parse_args(argv)
     if (args.out / "bag").exists() and not args.no_recorder:
         print(f"spine-stack: {args.out / 'bag'} exists; choose another --out", file=sys.stderr)
         return 1
     nodes = [n for n in NODES if not (n == "recorder" and args.no_recorder)]
+    if args.keystore is not None:
+        from ros_nodes.security.keystore import is_keystore
+
+        if not is_keystore(args.keystore):
+            print(f"spine-stack: {args.keystore} is no keystore (spine-keystore create DIR)", file=sys.stderr)
+            return 1
+    else:
+        print(
+            "spine-stack: WARNING: no --keystore: the nodes run WITHOUT DDS Security, and any participant "
+            f"on DDS domain {args.domain_id} can command the robot (docs/security.md)",
+            file=sys.stderr,
+        )
     stack = start_stack(
-        args.out, args.params_file, args.domain_id, {"sim_robot": args.sim_params}, nodes, not args.network
+        args.out,
+        args.params_file,
+        args.domain_id,
+        {"sim_robot": args.sim_params},
+        nodes,
+        not args.network,
+        args.keystore,
     )
-    print(f"spine-stack: {', '.join(nodes)} on DDS domain {args.domain_id}; logs in {args.out}")
+    secure = f"secure (keystore {args.keystore})" if args.keystore else "NOT secure"
+    print(f"spine-stack: {', '.join(nodes)} on DDS domain {args.domain_id}, {secure}; logs in {args.out}")
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
@@ -158,6 +198,24 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"spine-stack: success {s['success_rate']:.0%} over {s['episodes']} goals; bag {args.out / 'bag'}"
         )
+    return report_health(args.out / HEALTH_FILE)
+
+
+def report_health(path: Path) -> int:
+    """Print the safety loop's health (written by the safety node at exit); 1 when it is
+    missing or the loop saw QoS incompatibilities (a peer that never connected)."""
+    if not path.is_file():
+        print(f"spine-stack: the safety node wrote no health report ({path})", file=sys.stderr)
+        return 1
+    h = json.loads(path.read_text())
+    print("spine-stack: safety loop health: " + ", ".join(f"{k} {v}" for k, v in h.items()))
+    if h.get("qos_incompatible"):
+        print(
+            f"spine-stack: FAILED: {h['qos_incompatible']} incompatible-QoS event(s): a peer never "
+            "connected (see safety.log and docs/ros.md, QoS)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -1,6 +1,18 @@
 """Topic names, message types and small message helpers shared by the nodes.
 
 Topic names of ``deploy.messages`` (the run log's) plus the e-stop; standard types only.
+
+QoS per topic (``ros_nodes.port`` profiles; the table with each standard peer's source is in
+docs/ros.md "Topics and QoS"):
+
+- ``/joint_states``: read ``SENSOR_DATA`` (serves joint_state_broadcaster's reliable writer and
+  any best-effort one); the sim robot writes ``SYSTEM_DEFAULT`` as joint_state_broadcaster does,
+  which robot_state_publisher (``SensorDataQoS``) reads;
+- the command topic (``Float64MultiArray`` for forward_command_controller, ``JointTrajectory``
+  for joint_trajectory_controller): ``SYSTEM_DEFAULT`` (reliable) plus a deadline, because
+  both controllers subscribe with ``SystemDefaultsQoS`` and never match a best-effort writer;
+- e-stop and goal readers: ``DEFAULT`` (reliable, volatile), which ``ros2 topic pub`` (reliable,
+  volatile, keep last 10) reaches; a transient-local reader never matches it.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from deploy import messages as m
 
 BOOL = "std_msgs/msg/Bool"
 JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
-TOPIC_ESTOP = "/spine/estop"  # std_msgs/Bool, reliable + transient local: true engages
+TOPIC_ESTOP = "/spine/estop"  # std_msgs/Bool, true engages; read reliable + volatile (ros2 topic pub)
 SAFETY_STATUS = m.SAFETY_STATUS
 SIM_STATUS = "spine/sim_robot"
 

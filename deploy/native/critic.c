@@ -160,10 +160,10 @@ int read_floats(PyObject *obj, Py_ssize_t want, float *dst, const char *name, do
     const int f32 = format_is(f, 'f') && view.len == want * 4;
     if (f64) {
         const double *src = (const double *)view.buf;
-        double s = 0.0;
+        double s = 0.0;  /* of the float32 values: 1e39 is inf there (no overflow in double) */
         for (Py_ssize_t i = 0; i < want; i++) {
             dst[i] = (float)src[i];
-            s += src[i];
+            s += (double)dst[i];
         }
         if (sum) *sum = s;
     } else if (f32) {

@@ -6,6 +6,11 @@
  * deploy.safety.SafetyFilter builds a NativeFilter from its SafetyLimits and calls
  * tick(command, joint_pos, command_age, observation, estop, state_age) -> (bits, critic_ran,
  * choice, risk); the safe command is written into the ``last`` array the filter owns.
+ *
+ * The last stage (``last_stage_ok``) checks the command about to be emitted with tests that NaN
+ * fails (``!(lo <= x && x <= hi)``) and holds the last one otherwise; ages are fresh only in
+ * ``[0, limit]`` (NaN and negative ages are not). Stage 4 lets a NaN target through unchanged,
+ * for the last stage to hold.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -14,15 +19,16 @@
 #include "native.h"
 
 enum { GUARD = 1, WATCHDOG = 2, ENVELOPE = 4, RATE = 8, CRITIC = 16, WORKSPACE = 32, ESTOP = 64,
-       DAMP = 128 };
+       DAMP = 128, LAST_STAGE = 256 };
 static const double WORKSPACE_FRACTIONS[3] = {0.5, 0.25, 0.0};
 
 typedef struct {
     PyObject_HEAD
     int n;
-    double *q_min, *q_max, *reach, *max_step;  /* per joint (n) */
+    double *q_min, *q_max, *reach, *max_step, *final_step;  /* per joint (n) */
     double cbf, sensor_timeout, watchdog_age, damp_age, policy_period, frozen_tolerance;
     int frozen_ticks, interpolate;
+    int clip_command;  /* clip a live command into [q_min, q_max] first (critic or ramp) */
     int has_box, has_ee_step, cartesian;
     double lo[3], hi[3], ee_step;
     double *rows_back;  /* (n, 12): each joint's rotation (9) and translation (3), last first */
@@ -73,12 +79,13 @@ static int bind_doubles(PyObject *obj, int want, Py_buffer *view, double **dst, 
 }
 
 static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"q_min", "q_max", "reach", "max_step", "cbf", "sensor_timeout",
-                         "watchdog_age", "damp_age", "policy_period", "frozen_tolerance",
-                         "frozen_ticks", "interpolate", "last", "box_low", "box_high",
-                         "ee_step", "rows_back", "ee", "critic", "threshold", "period_ticks",
-                         "risks", NULL};
-    PyObject *qmin, *qmax, *reach, *step, *last, *lo = Py_None, *hi = Py_None, *ee_step = Py_None;
+    static char *kw[] = {"q_min", "q_max", "reach", "max_step", "final_step", "cbf",
+                         "sensor_timeout", "watchdog_age", "damp_age", "policy_period",
+                         "frozen_tolerance", "frozen_ticks", "interpolate", "last", "box_low",
+                         "box_high", "ee_step", "rows_back", "ee", "critic", "threshold",
+                         "period_ticks", "risks", NULL};
+    PyObject *qmin, *qmax, *reach, *step, *final_step, *last;
+    PyObject *lo = Py_None, *hi = Py_None, *ee_step = Py_None;
     PyObject *rows = Py_None, *ee = Py_None, *critic = Py_None, *risks = Py_None;
     double threshold = 1.0;
     int period = 1;
@@ -87,10 +94,10 @@ static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OOOOddddddipO|OOOOOOdiO", kw, &qmin, &qmax, &reach, &step, &self->cbf,
-            &self->sensor_timeout, &self->watchdog_age, &self->damp_age, &self->policy_period,
-            &self->frozen_tolerance, &self->frozen_ticks, &self->interpolate, &last, &lo, &hi,
-            &ee_step, &rows, &ee, &critic, &threshold, &period, &risks))
+            args, kwds, "OOOOOddddddipO|OOOOOOdiO", kw, &qmin, &qmax, &reach, &step, &final_step,
+            &self->cbf, &self->sensor_timeout, &self->watchdog_age, &self->damp_age,
+            &self->policy_period, &self->frozen_tolerance, &self->frozen_ticks, &self->interpolate,
+            &last, &lo, &hi, &ee_step, &rows, &ee, &critic, &threshold, &period, &risks))
         return -1;
     Py_buffer probe;
     if (PyObject_GetBuffer(last, &probe, PyBUF_C_CONTIGUOUS) < 0) return -1;
@@ -101,19 +108,21 @@ static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->n = n;
-    double *block = (double *)calloc((size_t)n * 14, sizeof(double));
+    double *block = (double *)calloc((size_t)n * 15, sizeof(double));
     if (block == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     double **arrays[] = {&self->q_min, &self->q_max, &self->reach, &self->max_step, &self->q_prev,
                          &self->ramp_from, &self->ramp_to, &self->raw, &self->live,
-                         &self->critic_out, &self->target, &self->out, &self->cand, &self->chosen};
-    for (int i = 0; i < 14; i++) *arrays[i] = block + (size_t)i * n;
+                         &self->critic_out, &self->target, &self->out, &self->cand, &self->chosen,
+                         &self->final_step};
+    for (int i = 0; i < 15; i++) *arrays[i] = block + (size_t)i * n;
     if (doubles_from(qmin, n, self->q_min, "q_min") < 0 ||
         doubles_from(qmax, n, self->q_max, "q_max") < 0 ||
         doubles_from(reach, n, self->reach, "reach") < 0 ||
         doubles_from(step, n, self->max_step, "max_step") < 0 ||
+        doubles_from(final_step, n, self->final_step, "final_step") < 0 ||
         bind_doubles(last, n, &self->last_view, &self->last, "last") < 0)
         return -1;
     self->has_box = lo != Py_None;
@@ -153,8 +162,8 @@ static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
         self->period_ticks = period;
         if (bind_doubles(risks, self->critic->k, &self->risks_view, &self->risks, "risks") < 0)
             return -1;
-
     }
+    self->clip_command = self->critic != NULL || self->interpolate;
     return 0;
 }
 
@@ -234,7 +243,7 @@ static const double *vector_arg(PyObject *obj, int n, Py_buffer *view, int *size
 }
 
 static int state_ok(NativeFilter *f, const double *q, int size_ok, double state_age) {
-    const int fresh = state_age <= f->sensor_timeout;
+    const int fresh = state_age >= 0.0 && state_age <= f->sensor_timeout;  /* NaN: not fresh */
     if (q == NULL || !size_ok || !fresh || !all_finite(q, f->n)) {
         f->same_q = 0;
         return 0;
@@ -263,7 +272,7 @@ static int command_target(NativeFilter *f, const double *cmd, int cmd_size_ok, d
         memcpy(f->target, f->last, bytes);
         return 0;
     }
-    if (!(age <= f->watchdog_age)) {
+    if (!(age >= 0.0 && age <= f->watchdog_age)) {  /* NaN, negative: not fresh */
         if (age > f->damp_age && ok) {
             *bits |= WATCHDOG | DAMP;
             memcpy(f->target, q, bytes);
@@ -280,19 +289,32 @@ static int command_target(NativeFilter *f, const double *cmd, int cmd_size_ok, d
     const int is_new = age < f->prev_age;
     f->prev_age = age;
     memcpy(f->raw, cmd, bytes);
-    if (!f->interpolate) {
-        memcpy(f->target, cmd, bytes);
-        return 1;
+    memcpy(f->target, cmd, bytes);
+    if (f->clip_command) {  /* SafetyFilter._clip: cmd is finite here */
+        int clipped = 0;
+        for (int j = 0; j < n; j++) {
+            const double x = f->target[j];
+            if (x < f->q_min[j]) {
+                f->target[j] = f->q_min[j];
+                clipped = 1;
+            } else if (x > f->q_max[j]) {
+                f->target[j] = f->q_max[j];
+                clipped = 1;
+            }
+        }
+        if (clipped) *bits |= ENVELOPE;
     }
+    if (!f->interpolate) return 1;
     if (is_new) {
         memcpy(f->ramp_from, f->have_ramp ? f->ramp_to : f->last, bytes);
-        memcpy(f->ramp_to, cmd, bytes);
+        memcpy(f->ramp_to, f->target, bytes);
         f->have_ramp = 1;
     }
     double frac = age / f->policy_period;
     frac = frac > 0.0 ? frac : 0.0;  /* max(0.0, x) */
     frac = frac < 1.0 ? frac : 1.0;  /* min(1.0, x) */
-    for (int j = 0; j < n; j++) f->target[j] = f->ramp_from[j] + frac * (cmd[j] - f->ramp_from[j]);
+    for (int j = 0; j < n; j++)
+        f->target[j] = f->ramp_from[j] + frac * (f->target[j] - f->ramp_from[j]);
     return 1;
 }
 
@@ -306,8 +328,13 @@ static int critic_stage(NativeFilter *f, PyObject *observation) {
         if (f->choice > 0) memcpy(f->target, f->critic_out, bytes);
         return 0;
     }
-    double sum;  /* CriticGuard.evaluate: a non-finite observation keeps the action */
-    if (read_floats(observation, c->d, c->obs, "observation", &sum) < 0) return -1;
+    /* CriticGuard.evaluate: an observation that is not finite in float32, or malformed (the
+     * wrong size or type: the Python glue hands over an empty array then), keeps the action */
+    double sum;
+    if (read_floats(observation, c->d, c->obs, "observation", &sum) < 0) {
+        PyErr_Clear();
+        sum = NAN;
+    }
     if (!isfinite(sum)) {
         f->risk = NAN;
         f->choice = 0;
@@ -324,7 +351,8 @@ static int critic_stage(NativeFilter *f, PyObject *observation) {
     return 1;
 }
 
-/* SafetyFilter._bound: the CBF envelope around q (q NULL: skipped), limits, rate limit. */
+/* SafetyFilter._bound: the CBF envelope around q (q NULL: skipped), limits, rate limit. A NaN
+ * target passes through unchanged (every comparison is false), to be held by last_stage. */
 static int bound(NativeFilter *f, const double *q) {
     const double cbf = f->cbf;
     int bits = 0;
@@ -388,6 +416,16 @@ static int workspace(NativeFilter *f) {
     return WORKSPACE;  /* unreachable: the fractions end with 0 */
 }
 
+/* SafetyFilter._last_stage_ok on f->out: inside [q_min, q_max] and within final_step (finite)
+ * of the last command (finite), with comparisons that NaN fails. */
+static int last_stage_ok(const NativeFilter *f) {
+    for (int j = 0; j < f->n; j++) {
+        const double o = f->out[j], lo = f->q_min[j], hi = f->q_max[j], step = f->final_step[j];
+        if (!(lo <= o && o <= hi && fabs(o - f->last[j]) <= step)) return 0;
+    }
+    return 1;
+}
+
 /* tick(command|None, joint_pos|None, command_age, observation|None, estop, state_age)
  *   -> (stage bits, critic ran, choice, risk); the command is written into ``last``. */
 static PyObject *filter_tick(NativeFilter *f, PyObject *const *args, Py_ssize_t nargs) {
@@ -433,7 +471,20 @@ static PyObject *filter_tick(NativeFilter *f, PyObject *const *args, Py_ssize_t 
         }
     }
     bits |= bound(f, ok ? q : NULL);
-    if (f->cartesian) bits |= workspace(f);
+    int safe = last_stage_ok(f);  /* stage 6 on stage 4's command ... */
+    double p_last[3], ws_excess = f->ws_excess;
+    memcpy(p_last, f->p_last, sizeof p_last);
+    if (f->cartesian && safe) {  /* (an unsafe command is held, not shortened) */
+        const int moved = workspace(f);
+        bits |= moved;
+        if (moved) safe = last_stage_ok(f);  /* ... and on the workspace's, if it changed it */
+    }
+    if (!safe) {  /* hold the last safe command; the workspace state is its own again */
+        bits |= LAST_STAGE;
+        memcpy(f->out, f->last, bytes);
+        memcpy(f->p_last, p_last, sizeof p_last);
+        f->ws_excess = ws_excess;
+    }
     memcpy(f->last, f->out, bytes);
     if (qv.obj) PyBuffer_Release(&qv);
     if (cv.obj) PyBuffer_Release(&cv);

@@ -41,8 +41,8 @@ extern PyTypeObject NativeCriticType;
 extern PyTypeObject NativeFilterType;
 
 /* Copy ``want`` float64 or float32 values of a contiguous buffer into float32 ``dst`` (and
- * their plain sum in double into ``*sum`` unless NULL); -1 with a ValueError naming ``what``
- * otherwise. */
+ * the plain sum in double of the float32 values into ``*sum`` unless NULL: finite iff every
+ * value is finite in float32); -1 with a ValueError naming ``what`` otherwise. */
 int read_floats(PyObject *obj, Py_ssize_t want, float *dst, const char *what, double *sum);
 
 /* The selection on ``critic->obs`` (already filled): risk of every candidate into ``risk``

@@ -10,10 +10,11 @@ pytest.importorskip("cyclonedds")
 
 from ros_nodes.dds import DdsPort
 from ros_nodes.params import ParameterStore
+from tests.ros_nodes.domains import fresh_domain
 
 
 def test_prepare_runs_once_before_each_tick() -> None:
-    port = DdsPort("timer_test", ParameterStore("timer_test"), domain_id=94, spin_us=20_000.0)
+    port = DdsPort("timer_test", ParameterStore("timer_test"), domain_id=fresh_domain(), spin_us=20_000.0)
     events: list[tuple[str, int]] = []
     timer = port.timer(
         0.01,

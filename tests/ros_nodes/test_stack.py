@@ -38,8 +38,6 @@ PARAMS = f"""
 spine_safety:
   ros__parameters:
     rate_hz: 1000.0
-    stale_periods: 3.0
-    hold_periods: 12.5
 spine_sim_robot:
   ros__parameters:
     episode_s: 3.0
@@ -112,7 +110,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         peer.port.spin_for(0.3)
         peer.estop.publish(bool_msg(True))
         peer.spin_until(lambda: any(v["mode"] == "estop" for _, v in peer.safety), 5, "e-stop", stack)
-        peer.port.spin_for(0.4)
+        peer.port.spin_for(1.0)  # the arm comes to rest
         peer.estop.publish(bool_msg(False))
         peer.port.spin_for(0.4)
         # the policy process dies
@@ -135,36 +133,35 @@ def test_goals_reached_through_the_stack(scenario: dict[str, Any]) -> None:
     assert success >= 0.8, f"success {success:.0%}: {episodes}"
 
 
-def test_estop_first_command_after_arrival_is_a_hold_until_release(scenario: dict[str, Any]) -> None:
+def test_estop_stops_the_arm_until_release(scenario: dict[str, Any]) -> None:
+    """The e-stop is the filter's stage: from its arrival the command follows the measured
+    pose (the arm stops where it is, rate-limited), until the release."""
     peer = scenario["peer"]
     t_on, on = peer.first("estop")
     engaged = int(on["estop_received_ns"])
     _, off = peer.first("track", after_ns=t_on)
     released = int(off["estop_received_ns"])
     assert released > engaged
-    before = [(t, c) for t, c in peer.commands if t < engaged]
-    during = [c for t, c in peer.commands if engaged < t < released]
-    assert len(during) > 50, "the safety node kept publishing during the e-stop"
-    assert all(np.array_equal(c, during[0]) for c in during), "every command until release is the hold"
-    t_prev, prev = before[-1]
-    if engaged - t_prev < 1_500_000:  # we received the command just before: it is what is held
-        np.testing.assert_array_equal(during[0], prev)
+    during = np.array([c for t, c in peer.commands if engaged + 2_000_000 < t < released])
+    assert len(during) > 200, "the safety node kept publishing during the e-stop"
+    assert np.ptp(during[-100:], axis=0).max() < 2e-3, "the arm stopped"
+    assert int(off["stage_estop"]) > 200
     after = np.array([c for t, c in peer.commands if released < t][:100])
     assert np.ptp(after, axis=0).max() > 1e-4, "tracking resumed after the release"
 
 
 def test_killed_policy_holds_then_damps(scenario: dict[str, Any]) -> None:
+    """The filter's watchdog on the command's age (monotonic clock): hold past 3 policy
+    periods (120 ms at 25 Hz), damp past 10 (400 ms): configs/safety/default.yaml."""
     peer = scenario["peer"]
     t_hold, hold = peer.first("hold")
     t_damp, damp = peer.first("damp")
-    stale, hold_ticks = int(hold["stale_ticks"]), int(hold["hold_ticks"])
-    assert stale == 3 * 40  # 3 policy periods of 40 ticks (1 kHz / 25 Hz)
-    assert int(hold["ticks_since_policy"]) == stale + 1
-    assert int(damp["ticks_since_policy"]) == stale + hold_ticks + 1
-    held = np.array([c for t, c in peer.commands if t_hold < t < t_damp])
+    assert 0.12 <= float(hold["command_age_s"]) < 0.12 + 0.01  # a late tick or diagnostic at most
+    assert 0.40 <= float(damp["command_age_s"]) < 0.40 + 0.01
+    held = np.array([c for t, c in peer.commands if t_hold + 2_000_000 < t < t_damp])
     # the held command still passes the envelope, which may nudge it by micro-radians
     assert len(held) > 100 and np.ptp(held, axis=0).max() < 1e-5, "hold keeps the last safe command"
-    # damping commands the measured pose (minus a velocity term): no spring force left
+    # damping commands the measured pose: no spring force left
     assert np.abs(peer.commands[-1][1] - peer.states[-1]).max() < 0.03, "damped onto the measured pose"
 
 
