@@ -31,6 +31,7 @@ NODES = {
 
 
 HEALTH_FILE = "safety_health.json"
+QOS_ERROR = "ERROR: QoS incompatible"  # what a port prints on an incompatible-QoS event
 
 
 def loopback_uri() -> str:
@@ -99,6 +100,10 @@ class Stack:
 
     def log(self, node: str) -> str:
         return self.logs[node].read_text() if node in self.logs else ""
+
+    def qos_errors(self) -> list[str]:
+        """The incompatible-QoS lines every node's port has printed so far."""
+        return [line for node in self.procs for line in self.log(node).splitlines() if QOS_ERROR in line]
 
 
 def start_stack(
@@ -183,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
             failed = [n for n, p in stack.procs.items() if p.poll() not in (None, 0)]
             if failed:
                 print(f"spine-stack: {failed[0]} exited:\n{stack.log(failed[0])}", file=sys.stderr)
+                return 1
+            qos = stack.qos_errors()
+            if qos:
+                print(
+                    "spine-stack: FAILED: endpoints whose QoS never match (their messages are lost; "
+                    "docs/ros.md, QoS):\n" + "\n".join(qos),
+                    file=sys.stderr,
+                )
                 return 1
             time.sleep(0.2)
         if sim.returncode != 0:

@@ -206,3 +206,23 @@ def test_contract_mismatch_refuses_to_start(tmp_path: Path) -> None:
             proc.kill()
         assert proc.returncode == 2, f"{node} started anyway: {err}"
         assert "'joint_vel_max[0] (joint1)'" in err and "3.0" in err, err
+
+
+def test_stack_fails_loudly_on_a_qos_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A safety node told to write the robot command best effort can never reach the robot's
+    reliable reader (forward_command_controller's SystemDefaultsQoS): spine-stack stops with
+    exit 1 and names the topic, instead of running a robot that receives nothing."""
+    from ros_nodes.stack import main as stack_main
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        PARAMS.replace("    rate_hz: 1000.0\n", "    rate_hz: 1000.0\n    command_qos: best_effort\n")
+    )
+    rc = stack_main(
+        ["--params-file", str(params), "--out", str(tmp_path / "out"), "--domain-id", "95", "--no-recorder"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert (
+        "FAILED: endpoints whose QoS never match" in err and "/spine/command" in err and "RELIABILITY" in err
+    ), err
