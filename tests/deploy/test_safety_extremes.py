@@ -28,6 +28,7 @@ from sim.observation import build_observation
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
 from tests.deploy.test_safety_critic import untrained_critic
+from tests.deploy.test_safety_native import same
 
 TASK = "reach_obstacles"
 ENGINES = ("python", "native")
@@ -88,16 +89,6 @@ def limits(interpolate: bool = False, box: bool = False, **kwargs: Any) -> Safet
 
 
 CHAIN = chain_from_mujoco(Arm7Physics().model, c.JOINT_NAMES, c.EE_SITE)
-
-
-def same(a: TickReport, b: TickReport) -> bool:
-    risk = a.risk == b.risk or (math.isnan(a.risk) and math.isnan(b.risk))
-    return (
-        a.command.tobytes() == b.command.tobytes()
-        and a.stages == b.stages
-        and risk
-        and (a.critic_ran, a.choice) == (b.critic_ran, b.choice)
-    )
 
 
 @pytest.fixture(scope="module")
