@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ NODES = {
 
 HEALTH_FILE = "safety_health.json"
 QOS_ERROR = "ERROR: QoS incompatible"  # what a port prints on an incompatible-QoS event
+REFUSED = re.compile(r"Remote secure participant (\S+) not allowed")  # Cyclone's security log
 
 
 def loopback_uri() -> str:
@@ -100,6 +102,12 @@ class Stack:
 
     def log(self, node: str) -> str:
         return self.logs[node].read_text() if node in self.logs else ""
+
+    def refused_participants(self) -> set[str]:
+        """GUIDs of remote participants DDS Security refused (Cyclone logs each one a node saw
+        with credentials it does not accept; a participant with none is not logged)."""
+        found = (REFUSED.search(line) for node in self.procs for line in self.log(node).splitlines())
+        return {m.group(1) for m in found if m}
 
     def qos_errors(self) -> list[str]:
         """The incompatible-QoS lines every node's port has printed so far."""
@@ -211,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"spine-stack: success {s['success_rate']:.0%} over {s['episodes']} goals; bag {args.out / 'bag'}"
         )
+    if args.keystore is not None:
+        print(f"spine-stack: participants refused by DDS Security: {len(stack.refused_participants())}")
     return report_health(args.out / HEALTH_FILE)
 
 

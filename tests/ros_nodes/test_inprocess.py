@@ -17,7 +17,7 @@ from ros_nodes.policy_node import PolicyNode
 from ros_nodes.port import LATCHED_QOS, RELIABLE_QOS, QoS
 from ros_nodes.safety_node import SafetyNode
 from ros_nodes.sim_robot_node import SimRobotNode
-from ros_nodes.topics import BOOL, SAFETY_STATUS, TOPIC_ESTOP, bool_msg
+from ros_nodes.topics import BOOL, JOINT_TRAJECTORY, SAFETY_STATUS, TOPIC_ESTOP, bool_msg
 from sim.contract import ContractMismatch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -194,3 +194,21 @@ def test_stale_and_out_of_order_joint_states_hold() -> None:
     assert probe.diags[-1]["mode"] == "guard" and int(probe.diags[-1]["guard"]) > 100
     held = np.array([c for _, c in probe.commands[n + 30 :]])
     assert len(held) > 100 and np.ptp(held, axis=0).max() == 0.0, "the guard holds one command"
+
+
+def test_joint_trajectory_output_for_joint_trajectory_controller() -> None:
+    """``command_type: joint_trajectory``: the safe command as a one-point JointTrajectory with
+    the robot's joint names, reached two ticks ahead (what joint_trajectory_controller reads)."""
+    topic = "/joint_trajectory_controller/joint_trajectory"
+    bus, _, probe = _stack(BUNDLE, command_topic=topic, command_type="joint_trajectory")
+    got: list[Any] = []
+    probe.port.subscribe(topic, JOINT_TRAJECTORY, lambda msg, rx: got.append(msg), QoS(depth=10))
+    bus.run_for(0.3)
+    assert len(got) > 100
+    msg = got[-1]
+    assert list(msg.joint_names) == [f"joint{i}" for i in range(1, 8)] and len(msg.points) == 1
+    point = msg.points[0]
+    assert point.positions.shape == (7,) and np.all(np.isfinite(point.positions))
+    assert (point.time_from_start.sec, point.time_from_start.nanosec) == (0, 4_000_000)  # 2 ticks at 500 Hz
+    with pytest.raises(ValueError, match="command_type 'pose'"):
+        _stack(BUNDLE, command_type="pose")
