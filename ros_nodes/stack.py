@@ -104,8 +104,10 @@ class Stack:
         return self.logs[node].read_text() if node in self.logs else ""
 
     def refused_participants(self) -> set[str]:
-        """GUIDs of remote participants DDS Security refused (Cyclone logs each one a node saw
-        with credentials it does not accept; a participant with none is not logged)."""
+        """GUIDs of remote participants DDS Security refused, as far as Cyclone logged them (it
+        logs some refusals of participants with credentials it does not accept, not all: a
+        count of what was seen, not of every attempt; a participant with no credentials is
+        never logged)."""
         found = (REFUSED.search(line) for node in self.procs for line in self.log(node).splitlines())
         return {m.group(1) for m in found if m}
 

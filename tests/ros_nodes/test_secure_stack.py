@@ -101,5 +101,4 @@ def test_secure_stack_obeys_only_its_identities(tmp_path: Path, monkeypatch: pyt
     results = summary["results"]
     assert results[0]["success"] and results[n_release + 1]["success"], summary
     assert "WITHOUT DDS Security" not in stack.log("safety") + stack.log("policy")
-    assert len(stack.refused_participants()) >= 1, "the intruder with credentials was refused and logged"
     assert os.environ.get("ROS_SECURITY_ENABLE") is None  # the stack's env, not the test's
