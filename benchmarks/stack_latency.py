@@ -152,13 +152,14 @@ def _raw_endpoints(out_topic: str, in_topic: str) -> Any:
     from cyclonedds.topic import Topic
 
     from ros_nodes.dds import dds_qos, dds_topic
-    from ros_nodes.idl import JointState
+    from ros_nodes.idl import IDL_TYPES
     from ros_nodes.port import QoS
 
+    joint_state = IDL_TYPES["sensor_msgs/msg/JointState"]
     dp = DomainParticipant(DOMAIN_PING)
     qos = QoS(depth=1)
-    w = DataWriter(dp, Topic(dp, dds_topic(out_topic), JointState), qos=dds_qos(qos, True))
-    r = DataReader(dp, Topic(dp, dds_topic(in_topic), JointState), qos=dds_qos(qos, False))
+    w = DataWriter(dp, Topic(dp, dds_topic(out_topic), joint_state), qos=dds_qos(qos, True))
+    r = DataReader(dp, Topic(dp, dds_topic(in_topic), joint_state), qos=dds_qos(qos, False))
     ws = WaitSet(dp)
     ws.attach(ReadCondition(r, SampleState.NotRead | ViewState.Any | InstanceState.Any))
     return w, r, ws

@@ -1,8 +1,10 @@
 """Convert between rosbags messages (Spine's one message representation) and the Cyclone DDS
-IDL samples of ``ros_nodes.idl``, driven by the typestore's field definitions.
+IDL samples of ``ros_nodes.idl``, driven by the typestore's field definitions (the same ones the
+IDL classes are generated from, so field names and order agree by construction).
 
-Numeric sequences are numpy arrays on the rosbags side and lists on the IDL side; nested
-messages recurse. Only the types in ``ros_nodes.idl.IDL_TYPES`` are supported.
+Numeric sequences and arrays are numpy arrays on the rosbags side and lists (fixed octet arrays:
+``bytes`` when decoded) on the IDL side; nested messages recurse. Only the types in
+``ros_nodes.idl.IDL_TYPES`` are supported.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def from_idl(sample: Any, msgtype: str) -> Any:
                 kw[name] = [from_idl(v, inner) for v in value]
             elif inner[0] == "string":
                 kw[name] = list(value)
+            elif isinstance(value, bytes | bytearray):  # cyclonedds decodes a fixed octet array as bytes
+                kw[name] = np.frombuffer(value, dtype=_NUMPY[inner[0]]).copy()
             else:
                 kw[name] = np.asarray(value, dtype=_NUMPY[inner[0]])
         else:
