@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 
-from sim.observation import build_observation
+from sim.goal_env import GoalEnv, goal_distance
 from sim.registry import register
 from sim.spec import ActionSpec, FieldSpec, TaskSpec
 
@@ -122,19 +121,15 @@ def _actuated(model: Any) -> list[Actuated]:
 
 
 @register(TASK_NAME, config=DmcConfig)
-class DmcEnv(gym.Env):
+class DmcEnv(GoalEnv):
     """A dm_control suite task behind the Gymnasium goal-env API, with Spine's task spec."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012
+    task_name = TASK_NAME
+    config_class = DmcConfig
 
-    def __init__(
-        self, config: DmcConfig | None = None, render_mode: str | None = None, **overrides: Any
-    ) -> None:
-        known = {f.name for f in fields(DmcConfig)}
-        if unknown := sorted(set(overrides) - known):
-            raise TypeError(f"DmcConfig has no field(s) {unknown}; fields are {sorted(known)}")
-        self.config = cfg = replace(config or DmcConfig(), **overrides)
-        self.render_mode = render_mode
+    def _load(self) -> None:
+        cfg = self.config
         self.dm_env = _load_suite(cfg)
         self.physics = self.dm_env.physics
         self._model, self._data = self.physics.model.ptr, self.physics.data.ptr
@@ -143,27 +138,12 @@ class DmcEnv(gym.Env):
                 f"DmcConfig.camera={cfg.camera} not in [-1, {self._model.ncam}) for {cfg.domain}"
             )
         self._goal = GOAL_DOMAINS.get(cfg.domain)
-        self._spec = self._build_spec()
-        self.metadata = {**self.metadata, "render_fps": self._spec.control_hz}
+        self._obs: dict[str, np.ndarray] = {}
+
+    def _action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         act = self.dm_env.action_spec()
         low, high = (np.broadcast_to(b, act.shape).astype(np.float32) for b in (act.minimum, act.maximum))
-        self.action_space = gym.spaces.Box(low, high, dtype=np.float32)
-        goal_box = gym.spaces.Box(-np.inf, np.inf, (self._spec.goal.size,), np.float32)
-        self.observation_space = gym.spaces.Dict(
-            {
-                "observation": gym.spaces.Box(-np.inf, np.inf, (self._spec.obs_size,), np.float32),
-                "achieved_goal": goal_box,
-                "desired_goal": goal_box,
-            }
-        )
-        self._obs: dict[str, np.ndarray] = {}
-        self._steps = 0
-        self._renderer: Any = None
-
-    @property
-    def task_spec(self) -> TaskSpec:
-        """The task spec (``env.spec`` is Gymnasium's; wrapped: ``env.unwrapped.task_spec``)."""
-        return self._spec
+        return low, high
 
     def _build_spec(self) -> TaskSpec:
         """Fields, joints and rates read from dm_control's specs and the MuJoCo model."""
@@ -187,7 +167,7 @@ class DmcEnv(gym.Env):
             threshold = float(m.geom_size[list(self._goal_geoms), 0].sum())  # reward: within radii
         if clash := {achieved.name, goal.name} & {f.name for f in observation}:
             raise ValueError(f"dmc: goal field name(s) {sorted(clash)} clash with observations")
-        self._achieved_field = achieved
+        self.achieved_field, self.goal_field = achieved, goal
         act = self.dm_env.action_spec()
         half_range = np.broadcast_to((act.maximum - act.minimum) / 2.0, act.shape)
         physics_hz = round(1.0 / m.opt.timestep, 6)
@@ -231,11 +211,7 @@ class DmcEnv(gym.Env):
         Reward: the sum of dm_control's rewards. Terminates where dm_control does (discount
         0); truncates after ``episode_steps``.
         """
-        cmd = np.asarray(action, dtype=np.float64)
-        if cmd.shape != self.action_space.shape:
-            raise ValueError(f"dmc: action must have shape {self.action_space.shape}, got {cmd.shape}")
-        if not np.all(np.isfinite(cmd)):
-            raise ValueError(f"dmc: action is not finite: {cmd}")
+        cmd = self._check_action(action)
         reward, terminated = 0.0, False
         for _ in range(self.config.action_repeat):
             ts = self.dm_env.step(cmd)
@@ -256,26 +232,13 @@ class DmcEnv(gym.Env):
         """
         if self._goal is None:
             return info["reward"] if isinstance(info, dict) else np.array([i["reward"] for i in info])
-        diff = np.asarray(achieved_goal, np.float64) - np.asarray(desired_goal, np.float64)
-        return (np.linalg.norm(diff, axis=-1) <= self._spec.success_threshold).astype(np.float64)
+        return (goal_distance(achieved_goal, desired_goal) <= self._spec.success_threshold).astype(np.float64)
 
-    def render(self, width: int = 640, height: int = 480) -> np.ndarray | None:
-        """An ``(height, width, 3)`` uint8 image from camera ``config.camera`` (MuJoCo's
-        offscreen renderer on dm_control's model and data) in ``"rgb_array"`` mode."""
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None or (self._renderer.height, self._renderer.width) != (height, width):
-            from sim.video import offscreen_renderer
+    def _render_model(self) -> Any:
+        return self._model
 
-            self.close()
-            self._renderer = offscreen_renderer(self._model, height, width)
-        self._renderer.update_scene(self._data, camera=self.config.camera)
-        return self._renderer.render()
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+    def _render_scene(self) -> tuple[Any, Any]:
+        return self._data, self.config.camera
 
     # --- state, observation, costs -----------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
@@ -286,17 +249,9 @@ class DmcEnv(gym.Env):
             state[NO_GOAL.name] = np.zeros(0)
         else:
             achieved, desired = self._goal_geoms
-            state[self._achieved_field.name] = self._data.geom_xpos[achieved, :2].copy()
+            state[self.achieved_field.name] = self._data.geom_xpos[achieved, :2].copy()
             state[self._spec.goal.name] = self._data.geom_xpos[desired, :2].copy()
         return state
-
-    def _observe(self) -> dict[str, np.ndarray]:
-        state = self.state()
-        return {
-            "observation": build_observation(state, self._spec.observation),
-            "achieved_goal": state[self._achieved_field.name].astype(np.float32),
-            "desired_goal": state[self._spec.goal.name].astype(np.float32),
-        }
 
     def _info(self, reward: float) -> dict[str, Any]:
         """Costs and diagnostics after a step whose (summed) reward was ``reward``."""
@@ -312,7 +267,7 @@ class DmcEnv(gym.Env):
             success = reward / cfg.action_repeat >= cfg.success_reward
         else:
             state = self.state()
-            distance = float(np.linalg.norm(state[self._achieved_field.name] - state[spec.goal.name]))
+            distance = float(np.linalg.norm(state[self.achieved_field.name] - state[spec.goal.name]))
             success = distance <= spec.success_threshold
         return {
             "cost": cost,

@@ -9,13 +9,12 @@ every ``MazeConfig`` field. Each step reports safety costs in ``info["cost"]``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from sim.observation import build_observation, field_vector
+from sim.goal_env import PhysicsGoalEnv, goal_distance
 from sim.registry import register
 from sim.robots.pointmass import constants as c
 from sim.robots.pointmass.layouts import LAYOUTS, load_layout
@@ -82,56 +81,21 @@ class MazeLargeConfig(MazeConfig):
 
 
 @register("maze", config=MazeConfig)
-class MazeEnv(gym.Env):
+class MazeEnv(PhysicsGoalEnv):
     """Point mass in a maze with absolute x/y targets, 25 Hz control over 500 Hz physics."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012
     task_name = "maze"
     config_class: type[MazeConfig] = MazeConfig
+    goal_field = GOAL_FIELD
+    achieved_field = ACHIEVED_FIELD
 
-    def __init__(
-        self, config: MazeConfig | None = None, render_mode: str | None = None, **overrides: Any
-    ) -> None:
-        known = {f.name for f in fields(self.config_class)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(
-                f"{self.config_class.__name__} has no field(s) {unknown}; fields are {sorted(known)}"
-            )
-        self.config = replace(config or self.config_class(), **overrides)
-        self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
+    def _load(self) -> None:
         self.layout = load_layout(self.config.layout, c.CELL_SIZE)
         self.physics = PointMassPhysics(self.layout)
-        self.physics_hz = round(1.0 / self.physics.timestep, 6)
-        substeps = self.physics_hz / self.config.control_hz
-        if abs(substeps - round(substeps)) > 1e-9:
-            raise ValueError(
-                f"{self.config_class.__name__}.control_hz={self.config.control_hz} does not divide "
-                f"the physics rate {self.physics_hz} Hz"
-            )
-        self.substeps = round(substeps)
-        self._spec = self._build_spec()
-        low, high = self.physics.ctrl_min.astype(np.float32), self.physics.ctrl_max.astype(np.float32)
-        self.action_space = gym.spaces.Box(low, high, dtype=np.float32)
-        goal_box = gym.spaces.Box(-np.inf, np.inf, (GOAL_FIELD.size,), np.float32)
-        self.observation_space = gym.spaces.Dict(
-            {
-                "observation": gym.spaces.Box(-np.inf, np.inf, (self._spec.obs_size,), np.float32),
-                "achieved_goal": goal_box,
-                "desired_goal": goal_box,
-            }
-        )
+        self._set_rates()
         self._free_centers = np.array([self.layout.cell_center(cell) for cell in self.layout.free_cells])
         self._pos_min, self._pos_max = self.physics.pos_min.tolist(), self.physics.pos_max.tolist()
         self._goal = self._free_centers[0].copy()
-        self._steps = 0
-        self._renderer: Any = None
-
-    @property
-    def task_spec(self) -> TaskSpec:
-        """The task spec (``env.spec`` is Gymnasium's; through a wrapper use ``env.unwrapped``)."""
-        return self._spec
 
     def _build_spec(self) -> TaskSpec:
         cfg, physics = self.config, self.physics
@@ -169,27 +133,15 @@ class MazeEnv(gym.Env):
         noise = rng.uniform(-self.config.init_noise, self.config.init_noise, c.N_JOINTS)
         q0 = np.asarray(options.pop("joint_pos", self._free_centers[start] + noise), dtype=np.float64)
         goal = np.asarray(options.pop("goal", self._free_centers[goal_index]), dtype=np.float64)
-        if options:
-            raise ValueError(f"{self.task_name} reset: unknown option(s) {sorted(options)}")
-        self.physics.reset()
-        self.physics.set_joint_state(q0.reshape(c.N_JOINTS), np.zeros(c.N_JOINTS))
-        self.physics.set_targets(q0.reshape(c.N_JOINTS))
-        self._goal = goal.reshape(GOAL_FIELD.size).copy()
+        self._reject_options(options)
+        self._start(q0.reshape(c.N_JOINTS), goal.reshape(GOAL_FIELD.size).copy())
         self.physics.set_goal_marker(self._goal)
-        self._steps = 0
         return self._observe(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Apply x/y targets ``(2,)`` (m, clipped to the actuator ranges only) for one control
         period. Never terminates; truncates at ``episode_steps``."""
-        target = np.asarray(action, dtype=np.float64)
-        if target.shape != (c.N_JOINTS,):
-            raise ValueError(f"{self.task_name}: action must have shape ({c.N_JOINTS},), got {target.shape}")
-        if not np.all(np.isfinite(target)):
-            raise ValueError(f"{self.task_name}: action is not finite: {target}")
-        self.physics.set_targets(target)
-        self.physics.step(self.substeps)
-        self._steps += 1
+        self._advance(self._check_action(action))
         state = self.state()
         obs, info = self._observe(state), self._info(state)
         # from the float32 goals, so that relabelled rewards of a dataset match it exactly
@@ -199,30 +151,14 @@ class MazeEnv(gym.Env):
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
         """Dense ``-||achieved - desired||`` (m) or sparse ``0 / -1`` over the last axis;
         shapes ``(..., 2)``."""
-        diff = np.asarray(achieved_goal, np.float64) - np.asarray(desired_goal, np.float64)
-        distance = np.linalg.norm(diff, axis=-1)
+        distance = goal_distance(achieved_goal, desired_goal)
         if self.config.reward == "sparse":
             return (distance < self.config.success_threshold).astype(np.float64) - 1.0
         return -distance
 
-    def render(self, width: int = 640, height: int = 480) -> np.ndarray | None:
-        """An ``(height, width, 3)`` uint8 top-down image in ``"rgb_array"`` mode (offscreen;
-        ``sim.video.ensure_gl`` picks the GL backend)."""
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None or (self._renderer.height, self._renderer.width) != (height, width):
-            from sim.video import offscreen_renderer
-
-            self.close()
-            self._renderer = offscreen_renderer(self.physics.model, height, width)
-        self.physics.refresh()
-        self._renderer.update_scene(self.physics.data, camera=c.CAMERA)
-        return self._renderer.render()
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+    def _render_scene(self) -> tuple[Any, Any]:
+        self.physics.refresh()  # body poses of the current state (mj_step leaves them a step behind)
+        return self.physics.data, c.CAMERA
 
     # --- state, observation, costs -----------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
@@ -231,14 +167,6 @@ class MazeEnv(gym.Env):
             JOINT_POS.name: self.physics.joint_pos(),
             JOINT_VEL.name: self.physics.joint_vel(),
             GOAL_FIELD.name: self._goal.copy(),
-        }
-
-    def _observe(self, state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-        state = self.state() if state is None else state
-        return {
-            "observation": build_observation(state, self._spec.observation),
-            "achieved_goal": field_vector(state, ACHIEVED_FIELD).astype(np.float32),
-            "desired_goal": field_vector(state, GOAL_FIELD).astype(np.float32),
         }
 
     def _info(self, state: dict[str, np.ndarray] | None = None) -> dict[str, Any]:

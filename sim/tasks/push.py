@@ -173,8 +173,7 @@ class PushEnv(Arm7GoalEnv):
         start = np.asarray(options.pop(OBJECT_POS.name, start), dtype=np.float64).reshape(3)
         goal = np.asarray(options.pop(GOAL_FIELD.name, goal), dtype=np.float64).reshape(3)
         self.mode = int(options.pop("mode", mode))
-        if options:
-            raise ValueError(f"{TASK_NAME} reset: unknown option(s) {sorted(options)}")
+        self._reject_options(options)
         if self.mode not in (MODE_NEAR, MODE_FAR):
             raise ValueError(f"{TASK_NAME} reset: mode must be 0 or 1, got {self.mode}")
         self._start(q0, goal)

@@ -6,14 +6,13 @@ absolute joint-position targets (rad). Each step reports safety costs in ``info[
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
-from sim.observation import build_observation, field_vector
+from sim.goal_env import PhysicsGoalEnv, goal_distance
 from sim.registry import register
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
@@ -67,77 +66,29 @@ class ReachConfig:
             raise ValueError(f"{cls}.workspace_low must be <= workspace_high")
 
 
-def make_config(config: Any, overrides: dict[str, Any], cls: type = ReachConfig) -> Any:
-    """``config`` (default ``cls()``) with ``overrides``; an unknown key raises."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(known)}")
-    return replace(config or cls(), **overrides)
-
-
-class ArmGoalEnv(gym.Env):
+class ArmGoalEnv(PhysicsGoalEnv):
     """Base of the arm goal-envs: absolute joint-position targets, control over 500 Hz physics.
 
     Subclasses set the class attributes below (``robot``: the arm's constants module) and
-    define ``_make_physics``, ``reset``, ``state`` and ``_achieved``; this class owns the
-    spaces, the spec, stepping, reward, costs and rendering. Their configs have (at least)
-    ``ReachConfig``'s fields. A ``collision`` cost needs a physics with ``contacts()``.
+    define ``_make_physics``, ``reset``, ``state`` and ``_achieved``; this class (with
+    ``sim.goal_env``) owns the spaces, the spec, stepping, reward, costs and rendering.
+    Their configs have (at least) ``ReachConfig``'s fields. A ``collision`` cost needs a
+    physics with ``contacts()``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}  # noqa: RUF012
-    task_name: ClassVar[str]
     # the arm's constants: ROBOT_NAME, JOINT_NAMES, JOINT_POS_MIN/MAX, JOINT_VEL_MAX, N_JOINTS, CAMERA, HOME
     robot: ClassVar[ModuleType]
-    config_class: ClassVar[type]
     observation_fields: ClassVar[tuple[FieldSpec, ...]]
-    goal_field: ClassVar[FieldSpec]
-    achieved_field: ClassVar[FieldSpec]
     cost_kinds: ClassVar[tuple[str, ...]]
 
-    def __init__(self, config: Any = None, render_mode: str | None = None, **overrides: Any) -> None:
-        self.config = make_config(config, overrides, self.config_class)
-        self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
+    def _load(self) -> None:
         self.physics = self._make_physics()
-        self.physics_hz = round(1.0 / self.physics.timestep, 6)
-        substeps = self.physics_hz / self.config.control_hz
-        if abs(substeps - round(substeps)) > 1e-9:
-            raise ValueError(
-                f"{self.config_class.__name__}.control_hz={self.config.control_hz} does not "
-                f"divide the physics rate {self.physics_hz} Hz"
-            )
-        self.substeps = round(substeps)
-        self._spec = self._build_spec()
-        self.action_space = gym.spaces.Box(
-            self.physics.ctrl_min.astype(np.float32),
-            self.physics.ctrl_max.astype(np.float32),
-            dtype=np.float32,
-        )
-        goal_box = gym.spaces.Box(-np.inf, np.inf, (self.goal_field.size,), np.float32)
-        self.observation_space = gym.spaces.Dict(
-            {
-                "observation": gym.spaces.Box(-np.inf, np.inf, (self._spec.obs_size,), np.float32),
-                "achieved_goal": goal_box,
-                "desired_goal": goal_box,
-            }
-        )
+        self._set_rates()
         self._goal = np.asarray(self.config.workspace_low, dtype=np.float64)
-        self._steps = 0
-        self._renderer: Any = None
 
     def _make_physics(self) -> Any:
         """The simulation this task runs in."""
         raise NotImplementedError
-
-    @property
-    def task_spec(self) -> TaskSpec:
-        """The task spec: fields, goal, action, rates, limits, workspace and cost kinds.
-
-        Named ``task_spec`` because Gymnasium keeps its own ``EnvSpec`` in ``env.spec``;
-        through a Gymnasium wrapper use ``env.unwrapped.task_spec``.
-        """
-        return self._spec
 
     def _build_spec(self) -> TaskSpec:
         cfg, r = self.config, self.robot
@@ -161,67 +112,23 @@ class ArmGoalEnv(gym.Env):
         )
 
     # --- gymnasium API -----------------------------------------------------------------
-    def _start(self, q0: np.ndarray, goal: np.ndarray) -> None:
-        """Reset the physics, put the joints at rest at ``q0`` (n,) rad with targets there,
-        and set the goal ``(goal size,)``; subclasses place the rest of their scene after."""
-        self.physics.reset()
-        self.physics.set_joint_state(q0, np.zeros(self.robot.N_JOINTS))
-        self.physics.set_targets(q0)
-        self._goal = goal
-        self._steps = 0
-
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Apply joint targets ``(n,)`` (rad, clipped to the actuator ranges only) for one
         control period. Reward is ``-distance`` (goal units); never terminates, truncates
         at ``episode_steps``."""
-        target, n = np.asarray(action, dtype=np.float64), self.robot.N_JOINTS
-        if target.shape != (n,):
-            raise ValueError(f"{self.task_name}: action must have shape ({n},), got {target.shape}")
-        if not np.all(np.isfinite(target)):
-            raise ValueError(f"{self.task_name}: action is not finite: {target}")
-        self.physics.set_targets(target)
-        self.physics.step(self.substeps)
-        self._steps += 1
+        self._advance(self._check_action(action))
         info = self._info()
         truncated = self._steps >= self.config.episode_steps
         return self._observe(), -info["distance"], False, truncated, info
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
         """``-||achieved - desired||`` over the last axis; shapes ``(..., goal size)``."""
-        diff = np.asarray(achieved_goal, np.float64) - np.asarray(desired_goal, np.float64)
-        return -np.linalg.norm(diff, axis=-1)
+        return -goal_distance(achieved_goal, desired_goal)
 
-    def render(self, width: int = 640, height: int = 480) -> np.ndarray | None:
-        """An ``(height, width, 3)`` uint8 image from the workspace camera in ``"rgb_array"``
-        mode (offscreen; ``sim.video.ensure_gl`` picks the GL backend)."""
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None or (self._renderer.height, self._renderer.width) != (height, width):
-            from sim.video import offscreen_renderer
-
-            self.close()
-            self._renderer = offscreen_renderer(self.physics.model, height, width)
-        self._renderer.update_scene(self.physics.data, camera=self.robot.CAMERA)
-        return self._renderer.render()
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+    def _render_scene(self) -> tuple[Any, Any]:
+        return self.physics.data, self.robot.CAMERA
 
     # --- state, observation, costs -----------------------------------------------------
-    def state(self) -> dict[str, np.ndarray]:
-        """Named raw state (float64 arrays), a superset of the observation and goal fields."""
-        raise NotImplementedError
-
-    def _observe(self) -> dict[str, np.ndarray]:
-        state = self.state()
-        return {
-            "observation": build_observation(state, self._spec.observation),
-            "achieved_goal": field_vector(state, self.achieved_field).astype(np.float32),
-            "desired_goal": field_vector(state, self.goal_field).astype(np.float32),
-        }
-
     def _achieved(self) -> np.ndarray:
         """The achieved goal ``(goal size,)`` read from the physics (float64)."""
         raise NotImplementedError
@@ -283,9 +190,7 @@ class ReachEnv(Arm7GoalEnv):
         goal = rng.uniform(cfg.workspace_low, cfg.workspace_high)
         q0 = np.asarray(options.pop("joint_pos", q0), dtype=np.float64).reshape(n)
         goal = np.asarray(options.pop("goal", goal), dtype=np.float64).reshape(self.goal_field.size)
-        unknown = sorted(set(options) - set(self.scene_options))
-        if unknown:
-            raise ValueError(f"{self.task_name} reset: unknown option(s) {unknown}")
+        self._reject_options(options, self.scene_options)
         self._start(q0, goal)
         self._reset_scene(options)
         self.physics.set_goal_marker(goal)
