@@ -6,27 +6,46 @@ ROS 1: the bag is a sequence of records (header length, header fields, data leng
 connection and message records of every complete chunk (and the complete records of a cut
 uncompressed chunk) are written again with ``rosbags``' ROS 1 writer, which builds a new index.
 
-MCAP is a sequence of records (opcode: 1 byte, length: 8 bytes little-endian, content). The
-complete records before the break are copied to a temporary rosbag2 folder with a footer that
-says "no summary", plus a ``metadata.yaml`` built from the channels found; ``rosbags`` then
-reads that copy by scanning it. A record cut by the break (often a whole chunk of messages) is
-lost, and the caller reports how many bytes were skipped.
+MCAP: the ``mcap`` package's stream reader walks the records before the break; they are copied
+byte for byte to a temporary rosbag2 folder with a footer that says "no summary", plus a
+``metadata.yaml`` built from the channels found; ``rosbags`` then reads that copy by scanning it.
+Of a chunk cut by the break, the records held in full by the part of its data before the break
+(decompressed as far as the cut frame goes) are kept; any other record cut by the break is lost,
+and the note says so.
 """
 
 from __future__ import annotations
 
 import bz2
+import io
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcap.data_stream import ReadDataStream, RecordBuilder
+from mcap.exceptions import EndOfFile, McapError
+from mcap.opcode import Opcode
+from mcap.records import Chunk, DataEnd, Footer
+from mcap.stream_reader import StreamReader
+from mcap.writer import MCAP0_MAGIC
 from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag2.storage_mcap import McapReader
 
-MAGIC = b"\x89MCAP0\r\n"
+MAGIC = MCAP0_MAGIC
 ROS1_MAGIC = b"#ROSBAG V2.0\n"
-_FOOTER = b"\x02" + struct.pack("<QQQI", 20, 0, 0, 0) + MAGIC  # footer record: no summary
+# what the mcap reader raises on a record that is cut or malformed (struct, UnicodeDecodeError)
+_BROKEN = (McapError, struct.error, ValueError)
+
+
+def _no_summary_footer() -> bytes:
+    """A footer record that says "no summary section", and the closing magic."""
+    out = RecordBuilder()
+    Footer(summary_start=0, summary_offset_start=0, summary_crc=0).write(out)
+    return out.end() + MAGIC
+
+
+_FOOTER = _no_summary_footer()
 
 
 @dataclass(frozen=True)
@@ -79,41 +98,61 @@ def salvage_mcap(src: Path, workdir: Path | None = None) -> Salvaged:
     return Salvaged(folder, recovered, expected, note)
 
 
+class _Exact(io.BytesIO):
+    """Bytes whose reads return all the bytes asked for or raise ``EndOfFile``: the mcap reader,
+    which takes a short read as the rest of a field, then never yields a record that is cut."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if size is None or size < 0 or len(data) < size:
+            raise EndOfFile()
+        return data
+
+
 def _complete(data: bytes, pos: int) -> int:
-    """Offset after the last complete record from ``pos`` (stops at a footer or data end)."""
-    while pos + 9 <= len(data):
-        op, length = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
-        end = pos + 9 + length
-        if end > len(data) or op in (0x02, 0x0F):
-            break
-        pos = end
+    """Offset after the last complete record from ``pos``, as the mcap stream reader finds them
+    (it stops at the data end record, a footer, or a record that is cut or malformed)."""
+    stream = _Exact(data)
+    stream.seek(pos)
+    try:
+        for record in StreamReader(stream, skip_magic=True, emit_chunks=True).records:
+            if isinstance(record, (DataEnd, Footer)):
+                break
+            pos = stream.tell()
+    except _BROKEN:  # the break: what was read so far is kept
+        pass
     return pos
 
 
 def _chunk_records(data: bytes, pos: int) -> bytes:
     """If a chunk record starts at ``pos`` and is cut, its complete inner records (else b"")."""
-    if pos + 9 + 28 + 4 > len(data) or data[pos] != 0x06:
+    if data[pos : pos + 1] != bytes([Opcode.CHUNK]):
         return b""
-    head = pos + 9 + 28  # start time, end time, uncompressed size, crc
-    (n,) = struct.unpack_from("<I", data, head)
-    compression = data[head + 4 : head + 4 + n].decode(errors="replace")
-    body = data[head + 4 + n + 8 :]  # after the compressed size
+    try:  # mcap's chunk parser takes a cut chunk's data as far as it goes
+        chunk = Chunk.read(ReadDataStream(io.BytesIO(data[pos + 9 :])))
+    except _BROKEN:  # cut inside the chunk's header fields
+        return b""
+    raw = _decompressed_prefix(chunk.compression, chunk.data)
+    return raw[: _complete(raw, 0)]
+
+
+def _decompressed_prefix(compression: str, data: bytes) -> bytes:
+    """What the start of a cut compressed frame decodes to (the mcap reader decodes whole chunks
+    only); b"" for an unknown compression or a frame that does not decode at all."""
     try:
         if compression == "":
-            raw = body
-        elif compression == "zstd":
-            from backports import zstd
+            return data
+        if compression == "zstd":
+            import zstandard
 
-            raw = zstd.ZstdDecompressor().decompress(body)
-        elif compression == "lz4":
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        if compression == "lz4":
             import lz4.frame
 
-            raw = lz4.frame.LZ4FrameDecompressor().decompress(body)
-        else:
-            return b""
+            return lz4.frame.LZ4FrameDecompressor().decompress(data)
     except Exception:  # a cut compressed frame may not decode at all: nothing to recover
         return b""
-    return raw[: _complete(raw, 0)]
+    return b""
 
 
 def _recorded_count(src: Path) -> int | None:
