@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.integrity import verify
 from sim.contract import PolicyContract
+from sim.integrity import verify
 
 POLICY_FILE = "policy.onnx"
 HIGH_LEVEL_FILE = "high_level.onnx"

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from deploy.bundle import read_onnx_metadata
-from deploy.integrity import verify
 from deploy.runtime import OnnxGraph
 from sim.contract import PolicyContract
+from sim.integrity import verify
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
 CONTRACT_KEY = "spine.contract"

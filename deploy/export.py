@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from deploy.bundle import CONTRACT_FILE, CONTRACT_KEY, HIGH_LEVEL_FILE, POLICY_FILE, REPORT_FILE, load_bundle
-from deploy.integrity import stamp
 from deploy.latency import measure_latency
 from deploy.runtime import OnnxGraph
 from sim.contract import PolicyContract
+from sim.integrity import stamp
 
 DEFAULT_OPSET = 17
 QUANTIZE = ("int8",)
@@ -166,7 +166,7 @@ def _write_contract(out: Path, contract: PolicyContract, plan: Any) -> None:
                 "spine.weights_sha256": contract.weights_sha256,
             },
         )
-        stamp(model)  # the graph's hash, checked by every loader (deploy.integrity)
+        stamp(model)  # the graph's hash, checked by every loader (sim.integrity)
         onnx.save(model, str(path))
     (out / CONTRACT_FILE).write_text(text)
 

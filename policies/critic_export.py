@@ -33,6 +33,7 @@ from policies.checkpoint import weights_sha256
 from policies.critic import CriticConfig, TwinRiskCritic
 from policies.critic_graph import build_selection_graph
 from sim.contract import PolicyContract, TensorSpec
+from sim.integrity import stamp
 from sim.spec import TaskSpec
 
 WEIGHTS, META = "critic.safetensors", "critic.json"
@@ -173,9 +174,7 @@ def export_critic(
         model,
         {CONTRACT_KEY: contract.to_json(), CRITIC_KEY: json.dumps(settings), "spine.family": "safety_critic"},
     )
-    from deploy.integrity import stamp  # the critic's export moves to deploy/export/ (issue 21)
-
-    stamp(model)  # the graph's hash, checked when the critic is loaded (deploy.integrity)
+    stamp(model)  # the graph's hash, checked when the critic is loaded (sim.integrity)
     onnx.save(model, str(out))
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)

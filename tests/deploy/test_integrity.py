@@ -1,5 +1,5 @@
 """A bundle whose files were changed after export is refused, naming the file: the model
-hash in ``metadata_props`` (deploy.integrity) is recomputed by every loader."""
+hash in ``metadata_props`` (sim.integrity) is recomputed by every loader."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from deploy.bundle import POLICY_FILE, load_bundle
-from deploy.integrity import GRAPH_HASH_KEY, verify
+from sim.integrity import GRAPH_HASH_KEY, verify
 
 GOLDEN = Path(__file__).resolve().parents[1] / "ros_nodes" / "data" / "reach_gcbc"
 

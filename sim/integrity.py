@@ -1,15 +1,16 @@
 """Integrity of exported graphs: every ONNX file Spine writes (policy, high level, critic)
 carries the SHA-256 of the whole model (nodes, weights, opsets, the contract and every other
 metadata entry) in ``metadata_props``, and every loader recomputes it and refuses a file that
-does not match, naming the file.
+does not match, naming the file. It sits beside ``sim.contract`` (the hash is part of a model's
+contract) because the exporters (torch) and the loaders (no torch) both use it.
 
 The hash covers the ``ModelProto`` serialized deterministically without its own entry. This
 detects corruption and edits (a
 flipped byte in a weight, a graph swapped in), not a deliberate forger who rewrites the hash
 too: keep bundles on storage only their owner can write, and sign them for that.
 
-    python -m deploy.integrity stamp runs/bundle/policy.onnx   # (re)stamp a graph you trust
-    python -m deploy.integrity check runs/bundle/policy.onnx
+    python -m sim.integrity stamp runs/bundle/policy.onnx   # (re)stamp a graph you trust
+    python -m sim.integrity check runs/bundle/policy.onnx
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def verify(path: Path | str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 2 or args[0] not in ("stamp", "check"):
-        print("usage: python -m deploy.integrity {stamp|check} FILE.onnx [...]", file=sys.stderr)
+        print("usage: python -m sim.integrity {stamp|check} FILE.onnx [...]", file=sys.stderr)
         return 2
     import onnx
 
