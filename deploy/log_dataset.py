@@ -29,7 +29,7 @@ from deploy.log_mapped import read_mapped
 from deploy.log_read import LogError
 from deploy.offline_eval import forward_kinematics, hindsight_goals
 from deploy.resample import resample
-from sim.collect import DATASET_KEYS, NO_MODE, cost_key
+from sim.dataset_writer import COST_DTYPE, NO_MODE, cost_key, write_dataset
 from sim.observation import build_observation
 
 
@@ -78,21 +78,14 @@ def log_to_dataset(
         "done": done,
         "expert_mode": np.full(len(i), NO_MODE),
     }
-    arrays = {k: np.asarray(v, dtype=DATASET_KEYS[k][0]) for k, v in arrays.items()}
     arrays.update(_costs(env, ticks.joint_pos[i + 1], ee, i, spec.control_hz))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name or spec.name + '_log'}.npz"
-    np.savez_compressed(path, **arrays)
     meta: dict[str, Any] = {
-        "task": spec.to_dict(),
         "task_kwargs": {},
         "mode": "log",
         "source_log": str(log_path),
         "mapping": mapping.source,
         "window_s": [start_s, end_s],
         "episodes": int(ep_index.max() + 1),
-        "transitions": len(i),
         "commanded_joints": [n for n, c in zip(spec.joint_names, log.commanded, strict=True) if c],
         "action_from_log_fraction": float(ticks.from_log[i].mean()),
         "gaps_s": ticks.gaps(),
@@ -101,11 +94,8 @@ def log_to_dataset(
         "stamps": {t: s.to_dict() for t, s in log.stamps.items()},
         "goals": "hindsight: end-effector position at the episode's last tick",
         "elapsed_s": round(time.perf_counter() - t0, 3),
-        "arrays": {key: doc for key, (_, doc) in DATASET_KEYS.items()},
-        "cost_arrays": [cost_key(kind) for kind in spec.cost_kinds],
     }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    return path
+    return write_dataset(out_dir, name or spec.name + "_log", spec, arrays, meta)
 
 
 def _costs(
@@ -122,7 +112,7 @@ def _costs(
         "speed": speed > getattr(cfg, "speed_threshold", np.inf),
     }
     return {
-        cost_key(k): np.asarray(values.get(k, np.zeros(len(i))), dtype=np.float32) for k in spec.cost_kinds
+        cost_key(k): np.asarray(values.get(k, np.zeros(len(i))), dtype=COST_DTYPE) for k in spec.cost_kinds
     }
 
 

@@ -14,7 +14,6 @@ Two modes:
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,35 +22,15 @@ import numpy as np
 from tqdm import tqdm
 
 import sim
+from sim.dataset_writer import DATASET_KEYS, NO_MODE, cost_key, dataset_dtypes, load_dataset, write_dataset
 from sim.registry import expert_class
 
-# Arrays in every dataset: name -> (dtype, what it holds); N = transitions. Each of the
-# task's cost kinds adds a float32 ``cost_<kind>`` array (0 or 1, after the action).
-DATASET_KEYS: dict[str, tuple[type, str]] = {
-    "observation": (np.float32, "(N, obs) observation before the action"),
-    "achieved_goal": (np.float32, "(N, goal) achieved goal before the action"),
-    "desired_goal": (np.float32, "(N, goal) desired goal (navigate: the expert's temporary target)"),
-    "action": (np.float32, "(N, act) executed absolute joint targets (action unit)"),
-    "expert_action": (np.float32, "(N, act) expert's targets before action noise (action unit)"),
-    "next_observation": (np.float32, "(N, obs) observation after the action"),
-    "next_achieved_goal": (np.float32, "(N, goal) achieved goal after the action"),
-    "reward": (np.float32, "(N,) reward of the transition toward desired_goal"),
-    "episode": (np.int32, "(N,) episode index"),
-    "step": (np.int32, "(N,) control step within the episode"),
-    "done": (np.bool_, "(N,) last transition of its episode"),
-    "expert_mode": (
-        np.int32,
-        "(N,) the expert's strategy this episode (push: 0 near, 1 far side), -1 if none",
-    ),
-}
-NO_MODE = -1
+# The dataset format (keys, writer, reader) lives in sim.dataset_writer; re-exported here for
+# the many ``from sim.collect import load_dataset`` callers.
+__all__ = ["DATASET_KEYS", "MODES", "NO_MODE", "collect", "cost_key", "load_dataset"]
+
 MODES = ("goal", "navigate")
 """Collection modes: drive to the task's goal, or wander between the expert's own targets."""
-
-
-def cost_key(kind: str) -> str:
-    """Dataset array name of the cost ``kind``, e.g. ``"cost_collision"``."""
-    return f"cost_{kind}"
 
 
 def collect(
@@ -100,9 +79,7 @@ def collect(
     spec = env.task_spec
     noise_rng = np.random.default_rng(seed)
     wander_rng = np.random.default_rng([seed, 1])  # kept apart from the noise stream
-    dtypes = {key: dtype for key, (dtype, _) in DATASET_KEYS.items()}
-    dtypes.update({cost_key(kind): np.float32 for kind in spec.cost_kinds})
-    rows: dict[str, list[Any]] = {key: [] for key in dtypes}
+    rows: dict[str, list[Any]] = {key: [] for key in dataset_dtypes(spec.cost_kinds)}
     successes, targets_reached = 0, 0
     start = time.perf_counter()
     for episode in tqdm(range(episodes), desc=f"collect {task} ({mode})", disable=None):
@@ -144,18 +121,11 @@ def collect(
     elapsed = time.perf_counter() - start
     env.close()
 
-    arrays = {key: np.asarray(rows[key], dtype=dtype) for key, dtype in dtypes.items()}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{task}.npz"
-    np.savez_compressed(path, **arrays)
     meta = {
-        "task": spec.to_dict(),
         "task_kwargs": dict(task_kwargs or {}),
         "mode": mode,
         "seed": seed,
         "episodes": episodes,
-        "transitions": len(arrays["reward"]),
         "action_noise": action_noise,
         "randomization": None if randomization is None else randomization.to_dict(),
         "expert": type(expert).__name__,
@@ -163,33 +133,5 @@ def collect(
         "expert_success_rate": successes / max(episodes, 1) if mode == "goal" else None,
         "navigate_targets_reached": targets_reached if mode == "navigate" else None,
         "elapsed_s": round(elapsed, 3),
-        "arrays": {key: doc for key, (_, doc) in DATASET_KEYS.items()},
-        "cost_arrays": [cost_key(kind) for kind in spec.cost_kinds],
     }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    return path
-
-
-def load_dataset(path: Path) -> dict[str, np.ndarray]:
-    """Load a collected ``.npz`` without pickle; check its arrays against ``DATASET_KEYS``
-    and, when the JSON sidecar is there, the task's cost arrays.
-
-    Raises:
-        KeyError: an array is missing (the message names the file and the key).
-        ValueError: arrays disagree on the number of transitions.
-    """
-    path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    required = list(DATASET_KEYS)
-    sidecar = path.with_suffix(".json")
-    if sidecar.exists():
-        required += json.loads(sidecar.read_text()).get("cost_arrays", [])
-    for key in required:
-        if key not in arrays:
-            raise KeyError(f"dataset {path} has no array {key!r} (has {sorted(arrays)})")
-    n = len(arrays["reward"])
-    for key, value in arrays.items():
-        if len(value) != n:
-            raise ValueError(f"dataset {path}: array {key!r} has {len(value)} rows, expected {n}")
-    return arrays
+    return write_dataset(out_dir, task, spec, rows, meta)

@@ -10,7 +10,6 @@ Only ``sim.collect``'s ``"goal"`` mode is batched (no ``"navigate"`` yet).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.collect import DATASET_KEYS, NO_MODE, cost_key
+from sim.dataset_writer import NO_MODE, cost_key, dataset_dtypes, write_dataset
 from sim.registry import expert_class
 from sim.vector import VectorEnv
 
@@ -107,14 +106,14 @@ def collect_batched(
         randomization: optional ``RandomizationConfig`` for every env.
 
     Returns:
-        Path of the ``.npz`` file (arrays as in ``sim.collect.DATASET_KEYS`` plus the costs).
+        Path of the ``.npz`` file (arrays as in ``sim.dataset_writer.DATASET_KEYS`` plus the costs).
     """
     venv = VectorEnv(task, num_envs, threads, randomization=randomization, **(task_kwargs or {}))
     expert, spec = batched_expert(venv), venv.task_spec
     low, high = venv.single_action_space.low, venv.single_action_space.high
     noise_rng = np.random.default_rng(seed)
-    columns: dict[str, list[np.ndarray]] = {key: [] for key in DATASET_KEYS if key != "episode"}
-    columns.update({cost_key(kind): [] for kind in spec.cost_kinds})
+    # every array but ``episode``, numbered once the kept episodes are known
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in dataset_dtypes(spec.cost_kinds) if k != "episode"}
     start = np.zeros(num_envs, dtype=np.int64)  # step index where each env's episode began
     finished: list[tuple[int, int, int, bool]] = []  # (env, first step, last step, success)
     t0 = time.perf_counter()
@@ -154,31 +153,18 @@ def collect_batched(
     env_idx = np.concatenate([np.full(last - first + 1, i) for i, first, last, _ in kept])
     step_idx = np.concatenate([np.arange(first, last + 1) for _, first, last, _ in kept])
     lengths = [last - first + 1 for _, first, last, _ in kept]
-    dtypes = {key: dtype for key, (dtype, _) in DATASET_KEYS.items()}
-    arrays = {
-        key: np.stack(values)[step_idx, env_idx].astype(dtypes.get(key, np.float32))
-        for key, values in columns.items()
-    }
-    arrays["episode"] = np.repeat(np.arange(len(kept)), lengths).astype(np.int32)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{task}.npz"
-    np.savez_compressed(path, **arrays)
+    arrays = {key: np.stack(values)[step_idx, env_idx] for key, values in columns.items()}
+    arrays["episode"] = np.repeat(np.arange(len(kept)), lengths)
     meta = {
-        "task": spec.to_dict(),
         "task_kwargs": dict(task_kwargs or {}),
         "mode": "goal",
         "seed": seed,
         "episodes": len(kept),
-        "transitions": len(arrays["reward"]),
         "action_noise": action_noise,
         "expert": type(expert).__name__,
         "expert_success_rate": sum(ok for *_, ok in kept) / max(len(kept), 1),
         "elapsed_s": round(elapsed, 3),
         "collector": {"name": "collect_batched", "num_envs": num_envs, "threads": threads},
         "randomization": None if randomization is None else randomization.to_dict(),
-        "arrays": {key: doc for key, (_, doc) in DATASET_KEYS.items()},
-        "cost_arrays": [cost_key(kind) for kind in spec.cost_kinds],
     }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    return path
+    return write_dataset(out_dir, task, spec, arrays, meta)
