@@ -19,7 +19,8 @@ Per tick, in this order (``Stage`` bits report which ones changed the command):
    limit (``max_step`` per tick) and the workspace box on the end effector of the command
    (the step is shortened toward the last safe command until it is inside), with an optional
    Cartesian rate limit on the end effector (``ee_speed_max``)
-5. e-stop: overrides stages 1-3: stop where the arm is (target = measured position), still
+5. e-stop: overrides stages 1-3: stop and hold where the arm is when it engages (the measured
+   position then, latched until the e-stop is released), still
    through the envelope and the rate limit
 6. last stage, never bypassed: the command about to be emitted is finite, inside
    ``[q_min, q_max]`` and within ``max_step`` (plus a rounding tolerance) of the last one,
@@ -187,6 +188,7 @@ class SafetyFilter:
         self.tick = self._tick_native  # type: ignore[method-assign]
 
     def _reset_state(self) -> None:
+        self._estop_target: np.ndarray | None = None  # the e-stop's hold target, once engaged
         self._q_bytes = b""
         self._same_q = 0
         self._prev_age = math.inf
@@ -247,7 +249,7 @@ class SafetyFilter:
                 clock: NaN or negative holds (watchdog), infinite damps.
             observation: the policy's observation vector, for the critic (stage 3 is skipped
                 without it; one the critic cannot read keeps the command, risk NaN).
-            estop: the e-stop input; while True the arm stops where it is.
+            estop: the e-stop input; while True the arm holds where it was when it engaged.
             state_age: seconds since ``joint_pos`` was measured; NaN or negative: not fresh.
 
         Returns:
@@ -261,8 +263,11 @@ class SafetyFilter:
         critic_ran = False
         bits = 0 if state_ok else _GUARD  # plain ints here: IntFlag arithmetic is slow
         if estop:
-            target, bits = (q if state_ok else last), bits | _ESTOP
+            if self._estop_target is None:  # where the arm is when the e-stop engages, held from then on
+                self._estop_target = (q if state_ok else last).copy()
+            target, bits = self._estop_target, bits | _ESTOP
         else:
+            self._estop_target = None
             target, bits, live = self._command_target(command, command_age, q, state_ok, bits)
             if live and self.critic is not None and observation is not None:
                 target, critic_ran = self._critic_stage(target, observation)

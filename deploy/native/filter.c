@@ -40,7 +40,8 @@ typedef struct {
     double *last, *risks;
     /* state */
     double *q_prev, *ramp_from, *ramp_to, *raw, *live, *critic_out, *target, *out, *cand, *chosen;
-    int have_q_prev, same_q, have_ramp, have_live;
+    double *estop_target;  /* the hold target latched when the e-stop engaged */
+    int have_q_prev, same_q, have_ramp, have_live, estop_latched;
     double prev_age, risk, ws_excess, p_last[3];
     int since_critic, choice;
 } NativeFilter;
@@ -108,7 +109,7 @@ static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->n = n;
-    double *block = (double *)calloc((size_t)n * 15, sizeof(double));
+    double *block = (double *)calloc((size_t)n * 16, sizeof(double));
     if (block == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -116,8 +117,8 @@ static int filter_init(NativeFilter *self, PyObject *args, PyObject *kwds) {
     double **arrays[] = {&self->q_min, &self->q_max, &self->reach, &self->max_step, &self->q_prev,
                          &self->ramp_from, &self->ramp_to, &self->raw, &self->live,
                          &self->critic_out, &self->target, &self->out, &self->cand, &self->chosen,
-                         &self->final_step};
-    for (int i = 0; i < 15; i++) *arrays[i] = block + (size_t)i * n;
+                         &self->final_step, &self->estop_target};
+    for (int i = 0; i < 16; i++) *arrays[i] = block + (size_t)i * n;
     if (doubles_from(qmin, n, self->q_min, "q_min") < 0 ||
         doubles_from(qmax, n, self->q_max, "q_max") < 0 ||
         doubles_from(reach, n, self->reach, "reach") < 0 ||
@@ -210,7 +211,7 @@ static int all_finite(const double *x, int n) {  /* finite(): the plain sum is f
 
 /* reset(): the Python filter has written the clipped start into ``last``. */
 static PyObject *filter_reset(NativeFilter *self, PyObject *Py_UNUSED(ignored)) {
-    self->have_q_prev = self->same_q = self->have_ramp = self->have_live = 0;
+    self->have_q_prev = self->same_q = self->have_ramp = self->have_live = self->estop_latched = 0;
     self->prev_age = INFINITY;
     self->since_critic = 0;
     self->risk = NAN;
@@ -449,9 +450,14 @@ static PyObject *filter_tick(NativeFilter *f, PyObject *const *args, Py_ssize_t 
     const int ok = state_ok(f, q, q_size_ok, state_age);
     int bits = ok ? 0 : GUARD, ran = 0;
     if (estop) {
-        memcpy(f->target, ok ? q : f->last, bytes);
+        if (!f->estop_latched) {  /* where the arm is when the e-stop engages, held from then on */
+            memcpy(f->estop_target, ok ? q : f->last, bytes);
+            f->estop_latched = 1;
+        }
+        memcpy(f->target, f->estop_target, bytes);
         bits |= ESTOP;
     } else {
+        f->estop_latched = 0;
         int live;
         if (cmd == NULL) {
             bits |= WATCHDOG;

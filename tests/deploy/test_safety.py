@@ -127,6 +127,26 @@ def test_estop_overrides_a_live_command_and_stops_where_the_arm_is() -> None:
     assert Stage.ESTOP not in r.stages and np.all(np.sign(r.command - q) == np.sign(cmd - q))
 
 
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_estop_holds_where_the_arm_was_when_it_engaged(engine: str) -> None:
+    """The e-stop's target is latched at engagement: an arm that sags afterwards (a position
+    loop without gravity compensation) is commanded back (as far as the velocity envelope around
+    the measured position allows), not followed down; a release and a second e-stop latch anew."""
+    f = SafetyFilter(LIMITS, engine=engine)
+    q0 = np.array([0.3, 0.1, 0.5])
+    f.reset(q0)
+    for k in range(60):
+        sag = q0 - np.array([0.0, 0.0005, 0.0]) * k  # joint 2 droops 0.5 mrad per tick (0.03 rad in all)
+        r = f.tick(np.array([0.9, -0.9, 2.0]), sag, 0.0, estop=True)
+    np.testing.assert_allclose(r.command, q0, atol=1e-12)
+    f.tick(None, q0, 0.0)  # released (no policy command: the watchdog holds)
+    q1 = np.array([0.2, 0.0, 0.6])
+    r = f.tick(None, q1, 0.0, estop=True)
+    for _ in range(40):
+        r = f.tick(None, q1 - 0.01, 0.0, estop=True)
+    np.testing.assert_allclose(r.command, q1, atol=1e-12)
+
+
 def test_cbf_envelope_slows_the_approach_to_a_limit() -> None:
     lim = SafetyLimits(**{**vars(LIMITS), "cbf_alpha": 5.0, "tick_period": 1.0})  # no rate limit
     f = SafetyFilter(lim)
