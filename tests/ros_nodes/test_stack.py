@@ -56,7 +56,7 @@ class Peer:
         self.states: list[np.ndarray] = []
         self.safety: list[tuple[int, dict[str, str]]] = []  # (stamp ns, values)
         self.episodes: list[dict[str, str]] = []
-        self.goals = 0
+        self.goals: list[tuple[float, float, float]] = []  # distinct goals, in order (repeats skipped)
         p = self.port
         p.subscribe(m.TOPIC_COMMAND, m.FLOAT64_ARRAY, self._cmd, QoS(depth=100))
         p.subscribe(m.TOPIC_JOINT_STATES, m.JOINT_STATE, self._js, SENSOR_QOS)
@@ -71,7 +71,9 @@ class Peer:
         self.states.append(np.asarray(msg.position).copy())
 
     def _goal(self, msg: Any, rx: Any) -> None:
-        self.goals += 1
+        goal = (msg.point.x, msg.point.y, msg.point.z)
+        if not self.goals or self.goals[-1] != goal:  # the sim robot repeats each goal every 0.5 s
+            self.goals.append(goal)
 
     def _diag(self, msg: Any, rx: Any) -> None:
         for s in msg.status:
@@ -106,7 +108,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         peer = Peer()
         peer.spin_until(lambda: len(peer.episodes) >= GOALS, 90, f"{GOALS} goals", stack)
         # e-stop while the arm moves to the next goal, then release
-        peer.spin_until(lambda: peer.goals > GOALS, 10, "the next goal", stack)
+        peer.spin_until(lambda: len(peer.goals) > GOALS, 10, "the next goal", stack)
         peer.port.spin_for(0.3)
         peer.estop.publish(bool_msg(True))
         peer.spin_until(lambda: any(v["mode"] == "estop" for _, v in peer.safety), 5, "e-stop", stack)
@@ -159,8 +161,9 @@ def test_killed_policy_holds_then_damps(scenario: dict[str, Any]) -> None:
     assert 0.12 <= float(hold["command_age_s"]) < 0.12 + 0.01  # a late tick or diagnostic at most
     assert 0.40 <= float(damp["command_age_s"]) < 0.40 + 0.01
     held = np.array([c for t, c in peer.commands if t_hold + 2_000_000 < t < t_damp])
-    # the held command still passes the envelope, which may nudge it by micro-radians
-    assert len(held) > 100 and np.ptp(held, axis=0).max() < 1e-5, "hold keeps the last safe command"
+    # the held command still passes the envelope around the measured position, which nudges it
+    # by tens of micro-radians while the arm settles (1.0e-5 to 3.4e-5 seen on 2026-12-06)
+    assert len(held) > 100 and np.ptp(held, axis=0).max() < 1e-4, "hold keeps the last safe command"
     # damping commands the measured pose: no spring force left
     assert np.abs(peer.commands[-1][1] - peer.states[-1]).max() < 0.03, "damped onto the measured pose"
 
