@@ -17,7 +17,7 @@ until the next timer deadline (optionally spinning the last ``spin_us`` for less
 Robustness (``DdsPort.health``): every ``HEALTH_PERIOD_S`` the executor reads each endpoint's
 requested / offered incompatible-QoS status, looks the peer up in the built-in topics and
 reports it once per (topic, peer) on stderr and in ``health()``. A received sample larger than
-its type's cap (``ros_nodes.port.MAX_BYTES``) is dropped before it is deserialized, one that
+its type's cap (``ros_nodes.port_health.MAX_BYTES``) is dropped before it is deserialized, one that
 does not deserialize is dropped; both are counted, neither reaches a callback nor raises. A
 writer or participant leaving shows up as invalid samples (no data), which are skipped.
 """
@@ -149,7 +149,7 @@ class DdsPort:
 
     def _init_health(self) -> None:
         self.max_bytes: dict[str, int] = {}
-        """Per-type overrides of ``ros_nodes.port.MAX_BYTES`` (bytes); set before subscribing."""
+        """Per-type overrides of ``ros_nodes.port_health.MAX_BYTES`` (bytes); set before subscribing."""
         self._health = PortHealth()
         self._pubs: list[_Endpoint] = []
         self._builtin: dict[str, tuple[BuiltinDataReader, ReadCondition, ReadCondition]] = {}

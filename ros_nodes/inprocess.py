@@ -8,7 +8,7 @@ QoS as DDS matches it (``ros_nodes.port.incompatible_policies``): a publisher an
 subscription whose profiles do not match never connect, and both ports report it in
 ``health()`` (and on stderr), as the Cyclone DDS adapter does. Transient-local publishers keep
 their last ``depth`` messages for transient-local subscriptions that come later. A message
-larger than its type's size cap (``ros_nodes.port.MAX_BYTES``) is dropped and counted.
+larger than its type's size cap (``ros_nodes.port_health.MAX_BYTES``) is dropped and counted.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class InProcessPort:
         self.bus, self.name, self.params = bus, name, params
         self.alive = True
         self.max_bytes: dict[str, int] = {}
-        """Per-type overrides of ``ros_nodes.port.MAX_BYTES`` (bytes); set before subscribing."""
+        """Per-type overrides of ``ros_nodes.port_health.MAX_BYTES`` (bytes); set before subscribing."""
         self._health = PortHealth()
 
     def publisher(self, topic: str, msgtype: str, qos: QoS) -> _Writer:

@@ -36,16 +36,16 @@ class PolicyParams:
     max_state_age_s: float = 0.1
     """Skip the step (publish nothing) when the newest joint state is older than this (s)."""
     joint_states_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     goal_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     ee_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     policy_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
 
 

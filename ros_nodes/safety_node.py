@@ -88,22 +88,22 @@ class SafetyParams:
     ee_topic: str = m.TOPIC_EE
     """End-effector position (geometry_msgs/PointStamped), part of the critic's observation."""
     joint_states_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     command_qos: str = ""
     """QoS override of the robot command writer (default: system_default, a deadline of 3 ticks,
     at most 1 ms of blocking, so a stuck reader never stalls the loop)."""
     policy_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     estop_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     ee_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     diagnostics_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
 
 

@@ -53,13 +53,13 @@ class SimRobotParams:
     """If set, write per-command receive timing (npz) here at exit."""
     stats_max: int = 600_000
     joint_states_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     command_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     goal_qos: str = ""
-    """QoS override (ros_nodes/port.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
 
 
