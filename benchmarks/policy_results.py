@@ -72,12 +72,13 @@ PUSH = Data("push", ("episodes=500", "action_noise=0.01"))  # noisy states, clea
 # push_fork: PushConfig.late_fork (both modes look the same until near the block), data with
 # paired_modes (every layout both ways, so the side cannot be told from the layout)
 LATE = ("task.late_fork=true",)
-# 4,000 episodes: diffusion 60 -> 69 -> 78 % from 500 -> 2,000 -> 4,000 (RESULTS.md, push section)
+# 4,000 episodes: diffusion rises with the data from 500 to 4,000 episodes (RESULTS.md, "Push
+# re-evaluated on 300 episodes")
 PUSH_FORK = Data("push", (*LATE, "task.paired_modes=true", "episodes=4000", "action_noise=0.01"))
 # push_pocket: the late fork with pocket walls on the block's near face (PushConfig.pocket_depth):
 # the straight push between the two ways lodges the puck where the data never leaves; starts
 # and goals 4 cm further out leave room to stop at the fork (expert 82 % with the data's noise).
-# 2,000 episodes: 4,000 did worse for diffusion at 20k steps (RESULTS.md, push section)
+# 2,000 episodes: 4,000 did worse for diffusion at 20k steps (RESULTS.md, "the pocket variant")
 POCKET = (*LATE, "task.pocket_depth=0.04", "task.side_y=[0.21,0.25]")
 PUSH_POCKET = Data("push", (*POCKET, "task.paired_modes=true", "episodes=2000", "action_noise=0.01"))
 MAZE = Data("maze", ("mode=navigate", "episodes=200", "action_noise=0.1"))
