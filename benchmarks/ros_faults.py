@@ -239,12 +239,17 @@ def fault_policy_sigkill(ctx: Ctx) -> None:
     ctx.spin(1.0)
 
 
-def fault_policy_sigstop(ctx: Ctx) -> None:
-    proc = ctx.stack.procs["policy"]
+def _pause(ctx: Ctx, node: str, seconds: float) -> None:
+    """Stop ``node``'s process (SIGSTOP) for ``seconds``, then let it go on."""
+    proc = ctx.stack.procs[node]
     ctx.injected()
     proc.send_signal(signal.SIGSTOP)
-    ctx.spin(1.0)
+    ctx.spin(seconds)
     proc.send_signal(signal.SIGCONT)
+
+
+def fault_policy_sigstop(ctx: Ctx) -> None:
+    _pause(ctx, "policy", 1.0)
 
 
 def fault_participant_leaves(ctx: Ctx) -> None:
@@ -270,11 +275,7 @@ def fault_clock_back(ctx: Ctx) -> None:
 
 
 def fault_sensor_stops(ctx: Ctx) -> None:
-    proc = ctx.stack.procs["sim_robot"]
-    ctx.injected()
-    proc.send_signal(signal.SIGSTOP)
-    ctx.spin(0.5)
-    proc.send_signal(signal.SIGCONT)
+    _pause(ctx, "sim_robot", 0.5)
 
 
 def _sensor_stopped(ctx: Ctx, action: str) -> None:

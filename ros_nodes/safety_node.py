@@ -31,7 +31,7 @@ from deploy.safety_kinematics import SerialChain
 from deploy.safety_limits import Stage
 from ros_nodes.control import Mode, SafetyRunner, load_robot
 from ros_nodes.node import Node, qos_param, run_node
-from ros_nodes.port import DEFAULT, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, QoS, Received
+from ros_nodes.port import DEFAULT, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, PortHealth, QoS, Received
 from ros_nodes.topics import BOOL, JOINT_TRAJECTORY, SAFETY_STATUS, TOPIC_ESTOP, JointOrder, diagnostic
 from sim.observation import ObservationError, build_observation
 
@@ -283,11 +283,12 @@ class SafetyNode(Node):
                 counts[name] = counts.get(name, 0) + ticks
         return counts
 
-    def health(self) -> dict[str, int]:
+    def health(self, port: PortHealth | None = None) -> dict[str, int]:
         """The loop's health so far: ticks, overruns, ticks in each mode-relevant stage, messages
-        dropped (too big, malformed, out of order) and QoS incompatibilities seen."""
+        dropped (too big, malformed, out of order) and QoS incompatibilities seen (``port``: the
+        port's health when the caller has it already)."""
         stages = self.stage_counts()
-        port = self.port.health()
+        port = port or self.port.health()
         return {
             "ticks": self.tick_timer.ticks,
             "overruns": self.tick_timer.overruns,
@@ -307,11 +308,12 @@ class SafetyNode(Node):
         r = self.runner
         mode = r.mode.value
         level = 0 if r.mode == Mode.TRACK else 2 if r.mode in (Mode.ESTOP, Mode.GUARD) else 1
-        level = max(level, 0 if self.port.health().ok else 2)  # a peer that never connects
+        port = self.port.health()  # once: the DDS port reads every endpoint's QoS status for it
+        level = max(level, 0 if port.ok else 2)  # a peer that never connects
         now = self.port.monotonic_ns()
         values = {
             "mode": mode,
-            **self.health(),
+            **self.health(port),
             "command_age_s": f"{r.command_age(now):.6f}",
             "state_age_s": f"{self._state_age(now):.6f}" if self.state_rx_ns else "inf",
             "estop": int(r.estop),
@@ -320,7 +322,7 @@ class SafetyNode(Node):
             "estop_received_ns": self.estop_received_ns,
             "safety": self.params.safety,
             **{f"stage_{k}": v for k, v in sorted(self.stage_counts().items())},
-            **self.port.health().diagnostic_values(),
+            **port.diagnostic_values(),
         }
         self.diag_pub.publish(diagnostic(self.port, SAFETY_STATUS, level, mode, values))
 
