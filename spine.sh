@@ -42,8 +42,8 @@ setup() {
         "sudo apt-get install ${dds_missing[*]} (or CYCLONEDDS_HOME=<a Cyclone DDS 0.10 install>)" >&2
     fi
   fi
-  # the C extension (setup.py, deploy/native/) is rebuilt when its sources change too
-  want=$(cat pyproject.toml constraints.txt setup.py deploy/native/*.[ch] | sha256sum | cut -d' ' -f1)
+  # the C extension (setup.py, deploy/safety/native/) is rebuilt when its sources change too
+  want=$(cat pyproject.toml constraints.txt setup.py deploy/safety/native/*.[ch] | sha256sum | cut -d' ' -f1)
   have=$(cat "$stamp" 2>/dev/null || true)
   if [ -x "$py" ] && [ "$want" = "$have" ]; then return; fi
   echo "[spine] setting up $venv (pins from constraints.txt)"
@@ -76,6 +76,7 @@ demo() {
   "$bin/spine-collect" task=reach episodes=300 seed=0 out="$out/data"
   "$bin/spine-train" task=reach policy=gcbc dataset="$out/data/reach.npz" out="$out/train" "$@"
   "$bin/spine-train-critic" task=reach data.episodes=200 critic.steps=3000 out="$out/critic"
+  "$bin/spine-export" "$out/critic/checkpoint" --out "$out/critic"
   "$bin/spine-export" "$out/train/checkpoint" --out "$out/bundle" --critic "$out/critic/critic.onnx"
   "$bin/spine-run" "$out/bundle" --task reach --episodes 20 --seed 1000 --log "$out/run"
   "$bin/spine-replay" "$out/run/log" --bundle "$out/bundle" --out "$out/replay"

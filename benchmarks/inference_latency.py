@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deploy.bundle import load_bundle
-from deploy.export import export_bundle
-from deploy.export_graphs import export_plan
-from deploy.export_parity import numeric_parity, randomize_for_export
-from deploy.latency import percentiles
-from deploy.runtime import OnnxGraph
+from deploy.export.app import export_bundle
+from deploy.export.graphs import export_plan
+from deploy.export.parity import numeric_parity, randomize_for_export
+from deploy.runtime.bundle import load_bundle
+from deploy.runtime.graph import OnnxGraph
+from deploy.runtime.latency import percentiles
 from policies import make_policy
 from policies.checkpoint import load_checkpoint, save_checkpoint
 from policies.registry import policy_entry
@@ -144,7 +144,7 @@ class Timed:
 
 def quantized(path: Path) -> Path:
     """``path`` after int8 dynamic quantization as ``spine-export --quantize int8`` does it, next to it."""
-    from deploy.export_quant import quantize_int8
+    from deploy.export.quant import quantize_int8
 
     return quantize_int8(path, path.with_suffix(".int8.onnx"))
 
@@ -155,7 +155,7 @@ def executed_nodes(path: Path) -> int:
     import onnx
     import onnxruntime as ort
 
-    from deploy.runtime import session_options
+    from deploy.runtime.graph import session_options
 
     opts = session_options(1)
     opts.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))

@@ -4,9 +4,9 @@
 
 1. Decode: a WidowX-like log (8-joint JointState, as the Interbotix SDK records them) written in
    each storage (rosbag2 MCAP, rosbag2 sqlite3, ROS 1) is read by Spine's mapped reader
-   (``deploy.log_mapped.read_mapped``: decode, match joints by name, check stamps and units), next to
+   (``deploy.logs.mapped.read_mapped``: decode, match joints by name, check stamps and units), next to
    the baseline of a bare ``rosbags`` AnyReader loop that only deserializes. Target: >= 80k msg/s.
-2. Replay: ``deploy.offline_eval.evaluate_log`` of a ``--minutes`` log at ``--rate`` Hz (rosbag2
+2. Replay: ``deploy.offline.evaluate.evaluate_log`` of a ``--minutes`` log at ``--rate`` Hz (rosbag2
    MCAP, then ROS 1; the SDK's custom waist command at 10 Hz) through a GCBC MLP bundle (3 x 256)
    and the safety filter, resampled to the policy rate (25 Hz). Figures: replay speed vs real time
    (target >= 500x) and the whole report's wall time, reading and plots included (target < 10 s
@@ -31,9 +31,9 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from deploy import messages as m
-from deploy.log_map import load_mapping, mapping_from_dict
-from deploy.log_mapped import read_mapped
+from deploy.logs import messages as m
+from deploy.logs.mapped import read_mapped
+from deploy.logs.mapping import load_mapping, mapping_from_dict
 
 ROOT = Path(__file__).parents[1]
 MAPPING = ROOT / "configs" / "replay" / "widowx200.yaml"
@@ -119,8 +119,8 @@ def spine_decode(path: Path) -> tuple[float, int]:
 
 def mlp_bundle(work: Path) -> Path:
     """A GCBC MLP (3 x 256) trained briefly on the golden WidowX log, exported with spine-export."""
-    from deploy.export import export_bundle
-    from deploy.log_dataset import log_to_dataset
+    from deploy.export.app import export_bundle
+    from deploy.offline.log_dataset import log_to_dataset
     from policies.gcbc import GCBCConfig
     from policies.trainer import TrainConfig, train
 
@@ -166,7 +166,7 @@ def main() -> None:
             print(f"| {name} | {base:,.0f} | {ours:,.0f} | {ours / base:.2f} |")
         if args.skip_replay:
             return
-        from deploy.offline_eval import evaluate_log
+        from deploy.offline.evaluate import evaluate_log
 
         n = int(args.minutes * 60 * args.rate)
         bundle = mlp_bundle(work)

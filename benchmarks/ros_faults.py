@@ -34,7 +34,7 @@ from ruamel.yaml import YAML
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from deploy import messages as m  # noqa: E402
+from deploy.logs import messages as m  # noqa: E402
 from ros_nodes.dds import DdsPort  # noqa: E402
 from ros_nodes.params import ParameterStore  # noqa: E402
 from ros_nodes.port import QoS  # noqa: E402

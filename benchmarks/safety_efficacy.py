@@ -26,10 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 import sim
-from deploy.critic import load_critic
-from deploy.safety import SafetyFilter
-from deploy.safety_config import load_safety_config
-from deploy.safety_sim import run_episode, sim_limits, stage_counts
+from deploy.safety.config import load_safety_config
+from deploy.safety.critic import load_critic
+from deploy.safety.filter import SafetyFilter
+from deploy.safety.model_limits import run_episode, sim_limits, stage_counts
 from sim.faults import FAULTS, FaultInjector, FaultSpec
 
 CONFIGS = ("none", "deterministic", "critic")

@@ -8,7 +8,7 @@ Configurations: ``empty`` (the loop alone: the scheduling baseline), ``determini
 deterministic stages incl. the workspace box and Cartesian rate limit on arm7's kinematics),
 ``critic`` (plus the learned critic, judging each new policy command at once and an
 unchanged one at the contract's ``critic_hz``), both on the engine ``--engine`` picks (by
-default the C tick of ``deploy.safety_native`` with the critic graph in C), and
+default the C tick of ``deploy.safety.native_filter`` with the critic graph in C), and
 ``deterministic_python`` / ``critic_python``, the same filter in Python with the critic in
 onnxruntime: the baseline, run side by side (skipped with ``--engine python``).
 
@@ -52,11 +52,11 @@ def child(
 ) -> dict[str, Any]:
     """Run one configuration's loop in this process; returns its raw figures."""
     import sim
-    from deploy.critic import load_critic
-    from deploy.realtime import realtime_setup
-    from deploy.safety import SafetyFilter
-    from deploy.safety_config import load_safety_config
-    from deploy.safety_sim import sim_limits
+    from deploy.runtime.realtime import realtime_setup
+    from deploy.safety.config import load_safety_config
+    from deploy.safety.critic import load_critic
+    from deploy.safety.filter import SafetyFilter
+    from deploy.safety.model_limits import sim_limits
     from sim.observation import build_observation
 
     env = sim.make("reach_obstacles")
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "--engine",
         choices=("auto", "native", "python"),
         default="auto",
-        help="engine of the deterministic and critic configurations (deploy.safety.SafetyFilter)",
+        help="engine of the deterministic and critic configurations (deploy.safety.filter.SafetyFilter)",
     )
     ap.add_argument(
         "--warm-us",

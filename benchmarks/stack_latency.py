@@ -118,7 +118,7 @@ def analyse(safety: Any, sim: Any, rate_hz: float, summary: dict[str, Any]) -> d
 
 # --- 2. DDS round trip ------------------------------------------------------------------------
 def _joint_state() -> Any:
-    from deploy import messages as m
+    from deploy.logs import messages as m
 
     names = [f"j{i}" for i in range(12)]
     return m.joint_state(time.time_ns(), names, np.linspace(-1, 1, 12), np.zeros(12))
@@ -127,7 +127,7 @@ def _joint_state() -> Any:
 def echo(mode: str) -> None:
     """Child process: send every ping back as a pong, until killed."""
     if mode.startswith("port-"):
-        from deploy import messages as m
+        from deploy.logs import messages as m
         from ros_nodes.dds import DdsPort
         from ros_nodes.params import ParameterStore
         from ros_nodes.port import QoS
@@ -172,7 +172,7 @@ def ping(mode: str) -> np.ndarray:
     rtt: list[float] = []
     try:
         if mode.startswith("port-"):
-            from deploy import messages as m
+            from deploy.logs import messages as m
             from ros_nodes.dds import DdsPort
             from ros_nodes.params import ParameterStore
             from ros_nodes.port import QoS

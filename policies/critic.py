@@ -8,22 +8,32 @@ Twin MLP critics trained by TD on the costs (Recovery RL, arXiv 2010.15920; Bres
 with ``a'`` the next action in the data, ``Q'`` Polyak-averaged target networks, and a
 binary cross-entropy loss (targets are probabilities). With ``gamma`` the horizon is about
 ``1 / (1 - gamma)`` control steps. The observation normalizer and the action scaling live
-inside the module (buffers), so they are baked into the ONNX graph.
+inside the module (buffers), so they are baked into the ONNX graph. The checkpoint (safetensors +
+JSON) and the export twin (``CriticSelector``: candidates -> risks -> selection, the torch
+reference ``deploy.export.critic`` checks the ONNX graph against) live here too.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from policies.checkpoint import weights_sha256
 from policies.critic_data import CriticData
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
 DELTA_CLIP = 5.0  # action deltas beyond this many max_delta look the same to the critic
+WEIGHTS, META = "critic.safetensors", "critic.json"  # a checkpoint folder's two files
+N_FIXED = 5  # selection candidates besides the sampled ones: policy, half, quarter, hold, stop
 
 
 @dataclass
@@ -132,3 +142,75 @@ def predict_risk(critic: TwinRiskCritic, obs: np.ndarray, act: np.ndarray) -> np
         for i in range(0, len(obs), 4096)
     ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def save_critic(directory: Path, critic: TwinRiskCritic, extra: dict[str, Any]) -> Path:
+    """Write ``critic.safetensors`` + ``critic.json`` (spec, config, ``extra``) to ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in critic.state_dict().items()}, str(directory / WEIGHTS))
+    meta = {
+        "task": critic.spec.to_dict(),
+        "config": dataclasses.asdict(critic.config),
+        "weights_sha256": weights_sha256(critic),
+        **extra,
+    }
+    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return directory
+
+
+def load_critic_checkpoint(directory: Path) -> tuple[TwinRiskCritic, dict[str, Any]]:
+    """Rebuild a saved critic; errors name the file and the field. No code runs on load."""
+    meta_path, weights_path = directory / META, directory / WEIGHTS
+    for p in (meta_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"critic checkpoint {directory}: missing {p.name}")
+    meta = json.loads(meta_path.read_text())
+    for key in ("task", "config"):
+        if key not in meta:
+            raise ValueError(f"{meta_path}: missing field {key!r}")
+    try:
+        config = CriticConfig(**meta["config"])
+    except TypeError as e:
+        raise ValueError(f"{meta_path}: config does not fit CriticConfig: {e}") from None
+    critic = TwinRiskCritic(TaskSpec.from_dict(meta["task"]), config)
+    missing, unexpected = critic.load_state_dict(load_file(str(weights_path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights_path}: missing tensors {missing}, unexpected {unexpected}")
+    if meta.get("weights_sha256") and weights_sha256(critic) != meta["weights_sha256"]:
+        raise ValueError(f"{weights_path}: weights hash differs from {meta_path}")
+    return critic.eval(), meta
+
+
+def recovery_offsets(spec: TaskSpec, config: CriticConfig, seed: int = 0) -> np.ndarray:
+    """``(samples, n)`` fixed joint offsets (rad) of the sampled recovery candidates."""
+    rng = np.random.default_rng(seed)
+    scale = config.sample_scale * np.asarray(spec.action.max_delta)
+    return (rng.uniform(-1.0, 1.0, (config.samples, spec.n_joints)) * scale).astype(np.float32)
+
+
+class CriticSelector(nn.Module):
+    """Export twin: candidates -> pessimistic risks -> selection, tensor-only."""
+
+    def __init__(self, critic: TwinRiskCritic, offsets: np.ndarray, switch_margin: float = 0.0) -> None:
+        super().__init__()
+        self.critic = critic
+        self.register_buffer("offsets", torch.as_tensor(offsets))
+        margin = torch.full((len(offsets) + N_FIXED,), float(switch_margin))
+        margin[0] = 0.0  # the action itself is judged at its own risk
+        self.register_buffer("margin", margin)
+
+    def forward(
+        self, observation: torch.Tensor, action: torch.Tensor, hold: torch.Tensor, threshold: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i, n = self.critic.q_index, self.critic.spec.n_joints
+        q = observation[:, i : i + n]
+        step = action - q
+        cands = torch.cat([action, q + 0.5 * step, q + 0.25 * step, hold, q, q + self.offsets], dim=0)
+        obs = observation.expand(cands.shape[0], -1)
+        risk = torch.sigmoid(self.critic(obs, cands)).amax(dim=1)
+        judged = risk + self.margin
+        ok = (judged <= threshold).to(torch.float32)
+        first_ok = torch.argmax(ok, dim=0)
+        idx = torch.where(ok.amax() > 0, first_ok, torch.argmin(judged, dim=0))
+        chosen = torch.index_select(cands, 0, idx.reshape(1))
+        return chosen, risk.reshape(1, -1), idx.reshape(1)

@@ -1,13 +1,14 @@
 """``spine-train-critic``: collect risk data in sim, train the twin Q_risk critic, check its
-calibration on held-out episodes and export the selection graph (Hydra app).
+calibration on held-out episodes and save it (Hydra app). ``spine-export`` turns the checkpoint
+into ``critic.onnx`` (alone, or into a policy bundle with ``--critic``).
 
     spine-train-critic task=reach_obstacles out=runs/critic data.episodes=300 critic.steps=3000
 
 ``task`` is the task config group (``configs/task/``), as for ``spine-train``.
 
 Writes to ``out``: ``data.npz`` (the transitions), ``checkpoint/`` (``critic.safetensors`` +
-``critic.json``, with ``calibration.png`` and ``calibration.json`` next to them),
-``critic.onnx`` and ``report.json`` (losses, calibration scores, export parity).
+``critic.json``, with ``calibration.png`` and ``calibration.json`` next to them) and
+``report.json`` (losses, calibration scores).
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from policies.critic import CriticConfig, TwinRiskCritic, predict_risk, train_critic
+from policies.critic import CriticConfig, TwinRiskCritic, predict_risk, save_critic, train_critic
 from policies.critic_data import CriticData, CriticDataConfig, collect_critic_data
-from policies.critic_export import CRITIC_FILE, export_critic, save_critic
 from policies.critic_report import calibration, plot_calibration
 from sim.config_schema import register_task_schemas
 
@@ -43,7 +43,6 @@ class CriticTrainConfig:
     val_fraction: float = 0.2  # held-out episodes for calibration
     critic_hz: float = 1000.0  # rate the filter judges the command (contract field; >= tick rate: every tick)
     torch_threads: int = 1  # torch intra-op threads
-    export: bool = True  # also write critic.onnx
     data: CriticDataConfig = field(default_factory=CriticDataConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     task: Any = field(default=None)  # task config group (set by Hydra: task=reach_obstacles)
@@ -55,7 +54,7 @@ def run(
     task_kwargs: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Collect (or load) -> train -> calibrate -> save -> export on ``task`` (a registered
+    """Collect (or load) -> train -> calibrate -> save on ``task`` (a registered
     task, with ``task_kwargs`` overrides); returns the report."""
     task_kwargs = dict(task_kwargs or {})
     torch.set_num_threads(cfg.torch_threads)
@@ -101,8 +100,6 @@ def run(
         "calibration": {k: v for k, v in table.items() if k != "bins"},
         "checkpoint": str(ckpt),
     }
-    if cfg.export:
-        report["export"] = export_critic(ckpt, out / CRITIC_FILE)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "losses.json").write_text(json.dumps(log))
     return report
@@ -128,7 +125,9 @@ def main(cfg: DictConfig) -> None:
     c = report["calibration"]
     print(
         f"critic on {task}: {report['transitions']} transitions, violation rate "
-        f"{report['violation_rate']:.2f}; held-out ECE {c['ece']:.3f} AUC {c['auc']:.3f} -> {typed.out}"
+        f"{report['violation_rate']:.2f}; held-out ECE {c['ece']:.3f} AUC {c['auc']:.3f} -> {typed.out}\n"
+        f"export: spine-export {report['checkpoint']} --out <dir> (alone) or "
+        f"spine-export <policy checkpoint> --out <bundle> --critic {report['checkpoint']}"
     )
 
 

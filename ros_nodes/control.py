@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from ruamel.yaml import YAML
 
-from deploy.controller import Controller
-from deploy.critic import CriticGuard
-from deploy.safety import SafetyFilter, Stage, TickReport
-from deploy.safety_config import SafetyConfig
-from deploy.safety_kinematics import SerialChain
+from deploy.runtime.controller import Controller
+from deploy.safety.config import SafetyConfig
+from deploy.safety.critic import CriticGuard
+from deploy.safety.filter import SafetyFilter, Stage, TickReport
+from deploy.safety.kinematics import SerialChain
 from sim.spec import JOINT_POS, TaskSpec
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from rosbags.interfaces import Nodetype
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 from ros_nodes.idl import IDL_TYPES
 
 _NUMPY = {

@@ -51,7 +51,7 @@ from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 from ros_nodes.convert import from_idl, idl_type
 from ros_nodes.cyclone import (
     _take_raw,

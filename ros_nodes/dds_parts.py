@@ -13,7 +13,7 @@ from cyclonedds.internal import dds_c_t
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 from ros_nodes.convert import to_idl
 from ros_nodes.cyclone import _GET_OFFERED, _GET_REQUESTED, _POLICY_NAMES
 from ros_nodes.port import Callback, QoS

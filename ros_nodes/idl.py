@@ -3,7 +3,7 @@
 ROS 2 (rmw_cyclonedds) names the DDS type of ``pkg/msg/Type`` ``pkg::msg::dds_::Type_`` and
 serializes it as XCDR1 (plain CDR), little-endian. The ``IdlStruct`` dataclasses here are not
 written out: they are generated from the ROS 2 (Jazzy) definitions in ``rosbags``' typestore
-(``deploy.messages.TYPESTORE``), field by field and nested types first, so a sample written with
+(``deploy.logs.messages.TYPESTORE``), field by field and nested types first, so a sample written with
 them is byte-identical to what ``rosbags`` serializes for the same message
 (``tests/ros_nodes/test_wire.py`` checks it).
 
@@ -36,7 +36,7 @@ from cyclonedds.idl.types import (
 )
 from rosbags.interfaces import Nodetype
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 
 try:
     from cyclonedds.idl.types import byte

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 from ros_nodes.params import ParameterStore
 from ros_nodes.port import (
     Callback,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from deploy.realtime import realtime_setup
+from deploy.runtime.realtime import realtime_setup
 from ros_nodes.params import ParameterError, ParameterStore, load_params
 from ros_nodes.port import Port, QoS, Timer, parse_qos
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.control import PolicyRunner, load_robot
 from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import DEFAULT, SENSOR_DATA, Received, command_qos

@@ -3,7 +3,7 @@ parameters. Adapters: ``ros_nodes.dds`` (Cyclone DDS with ROS 2's wire conventio
 ``ros_nodes.inprocess`` (deterministic, simulated clock, for unit tests) and
 ``ros_nodes.rclpy_port`` (a ROS 2 install).
 
-Messages are always ``rosbags`` message objects (``deploy.messages``); adapters convert.
+Messages are always ``rosbags`` message objects (``deploy.logs.messages``); adapters convert.
 
 Re-exported here for the nodes and adapters: ``QoS``, ROS 2's named profiles and ``parse_qos``
 (``ros_nodes.qos``), the size caps and ``PortHealth`` / ``QosEvent`` (``ros_nodes.port_health``).

@@ -19,7 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node as RosNode
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 from ros_nodes.params import ParameterStore
 from ros_nodes.port import Callback, PortHealth, QoS, Received
 

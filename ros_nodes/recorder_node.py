@@ -15,8 +15,8 @@ from typing import Any
 
 from rosbags.rosbag2 import Writer
 
-from deploy import messages as m
-from deploy.run_log import STORAGE
+from deploy.logs import messages as m
+from deploy.logs.writer import STORAGE
 from ros_nodes.node import Node, run_node
 from ros_nodes.port import QoS, Received
 

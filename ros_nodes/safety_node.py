@@ -22,13 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from deploy import messages as m
-from deploy.bundle import load_bundle
-from deploy.controller import CRITIC_FILE
-from deploy.critic import load_critic
-from deploy.safety_config import SafetyConfig, load_safety_config
-from deploy.safety_kinematics import SerialChain
-from deploy.safety_limits import Stage
+from deploy.logs import messages as m
+from deploy.runtime.bundle import load_bundle
+from deploy.runtime.controller import CRITIC_FILE
+from deploy.safety.config import SafetyConfig, load_safety_config
+from deploy.safety.critic import load_critic
+from deploy.safety.kinematics import SerialChain
+from deploy.safety.limits import Stage
 from ros_nodes.control import Mode, SafetyRunner, load_robot
 from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import DEFAULT, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, PortHealth, QoS, Received

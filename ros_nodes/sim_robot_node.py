@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 import sim
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import LATCHED, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, QoS, Received
 from ros_nodes.topics import SIM_STATUS, diagnostic

@@ -1,6 +1,6 @@
 """Topic names, message types and small message helpers shared by the nodes.
 
-Topic names of ``deploy.messages`` (the run log's) plus the e-stop; standard types only.
+Topic names of ``deploy.logs.messages`` (the run log's) plus the e-stop; standard types only.
 
 QoS per topic (``ros_nodes.port`` profiles; the table with each standard peer's source is in
 docs/ros.md "Topics and QoS"):
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from deploy import messages as m
+from deploy.logs import messages as m
 
 BOOL = "std_msgs/msg/Bool"
 JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"

@@ -3,7 +3,7 @@
 A dataset is ``<name>.npz`` (flat arrays, one row per transition, no pickle) plus a
 ``<name>.json`` sidecar (the task spec, how the data was made, and the array docs).
 ``sim.collect.collect``, ``sim.vector_collect.collect_batched`` and
-``deploy.log_dataset.log_to_dataset`` all write through ``write_dataset``, so the three
+``deploy.offline.log_dataset.log_to_dataset`` all write through ``write_dataset``, so the three
 produce the same keys and dtypes; ``policies`` reads them with ``load_dataset``.
 
 Numpy only (no torch, no MuJoCo): ``deploy`` may import it on a robot.

@@ -33,7 +33,7 @@ def tiny_checkpoint(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deploy.export import export_bundle
+    from deploy.export.app import export_bundle
 
     out = tmp_path_factory.mktemp("bundle")
     export_bundle(tiny_checkpoint, out, samples=64)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.security import documents
 from ros_nodes.security.keystore import create_enclave, create_keystore, enclave_dir, is_keystore
 from ros_nodes.topics import TOPIC_ESTOP

@@ -20,10 +20,10 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from deploy.log_map import load_mapping  # noqa: E402
-from deploy.log_mapped import read_mapped  # noqa: E402
-from deploy.resample import resample  # noqa: E402
-from deploy.sim_replay import ParamModel, SimParams  # noqa: E402
+from deploy.logs.mapped import read_mapped  # noqa: E402
+from deploy.logs.mapping import load_mapping  # noqa: E402
+from deploy.logs.resample import resample  # noqa: E402
+from deploy.offline.sim_replay import ParamModel, SimParams  # noqa: E402
 from sim.robots.widowx200 import constants as c  # noqa: E402
 from sim.robots.widowx200.physics import WidowXPhysics  # noqa: E402
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.bundle import load_bundle
-from deploy.controller import Controller
-from deploy.safety import SafetyLimits, Stage
+from deploy.runtime.bundle import load_bundle
+from deploy.runtime.controller import Controller
+from deploy.safety.filter import SafetyLimits, Stage
 from sim.contract import ContractMismatch
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.controller import CRITIC_FILE, Controller
-from deploy.critic import CriticGuard
-from deploy.export import main as export_main
-from deploy.safety import Stage
+from deploy.export.app import main as export_main
+from deploy.runtime.controller import CRITIC_FILE, Controller
+from deploy.safety.critic import CriticGuard
+from deploy.safety.filter import Stage
 from sim.contract import ContractMismatch
 from tests.deploy.test_safety_critic import untrained_critic
 

@@ -15,7 +15,10 @@ import pytest
 import torch
 
 import sim
-from deploy.bundle import (
+from deploy.export.app import ParityError, export_bundle, main
+from deploy.export.graphs import export_plan
+from deploy.export.parity import numeric_parity, randomize_for_export
+from deploy.runtime.bundle import (
     CONTRACT_FILE,
     CONTRACT_KEY,
     HIGH_LEVEL_FILE,
@@ -23,10 +26,7 @@ from deploy.bundle import (
     load_bundle,
     read_onnx_metadata,
 )
-from deploy.export import ParityError, export_bundle, main
-from deploy.export_graphs import export_plan
-from deploy.export_parity import numeric_parity, randomize_for_export
-from deploy.runtime import OnnxGraph
+from deploy.runtime.graph import OnnxGraph
 from policies import make_policy
 from policies.checkpoint import save_checkpoint
 from policies.normalizer import NotFitted
@@ -193,8 +193,8 @@ def test_int8_quantization_reports_its_parity_and_success_cost(tiny_checkpoint: 
 def test_lean_diffusion_twin_is_used_and_falls_back_when_it_drifts(
     bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import deploy.export_graphs as graphs
-    from deploy.export_diffusion import EulerChunkTwin
+    import deploy.export.graphs as graphs
+    from deploy.export.diffusion import EulerChunkTwin
 
     for family in ("diffusion", "diffusion_student"):  # Euler, guidance 1: the lean twin
         entry = load_bundle(bundles[family]).report["graphs"][POLICY_FILE]
@@ -218,7 +218,7 @@ def _executed_nodes(path: Path) -> list[str]:
     import onnx
     import onnxruntime as ort
 
-    from deploy.runtime import session_options
+    from deploy.runtime.graph import session_options
 
     opts = session_options(1)
     opts.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))
@@ -227,7 +227,7 @@ def _executed_nodes(path: Path) -> list[str]:
 
 
 def test_lean_graphs_run_the_expected_number_of_nodes(bundles: dict[str, Path], tmp_path: Path) -> None:
-    from deploy.export_diffusion import lean_node_count
+    from deploy.export.diffusion import lean_node_count
 
     for family in ("gcbc", "gcivl", "sac_her", "hiql"):  # Concat, Gemm, (LN, act, Gemm) x layers, Slice, Gemm
         ops = _executed_nodes(Path(shutil.copy(bundles[family] / POLICY_FILE, tmp_path / f"{family}.onnx")))
@@ -244,7 +244,7 @@ def test_lean_graphs_run_the_expected_number_of_nodes(bundles: dict[str, Path], 
 
 @pytest.mark.parametrize("config", [{"sampler": "heun"}, {"sampler": "ddim", "mean_head": False}])
 def test_lean_twin_covers_heun_and_ddim(tmp_path: Path, config: dict) -> None:
-    from deploy.export_diffusion import lean_node_count
+    from deploy.export.diffusion import lean_node_count
 
     torch.manual_seed(0)
     policy = make_policy(
@@ -264,7 +264,7 @@ def test_int8_quantization_of_the_unrolled_solve_keeps_shared_weights_right(
     bundles: dict[str, Path], tmp_path: Path
 ) -> None:
     """The solve reuses each weight every step; the quantized graph must load and stay close."""
-    from deploy.export_quant import quantize_int8
+    from deploy.export.quant import quantize_int8
 
     bundle = load_bundle(bundles["diffusion"])
     out = quantize_int8(bundle.policy_path, tmp_path / "policy.int8.onnx")

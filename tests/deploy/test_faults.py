@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.critic import load_critic
-from deploy.safety import SafetyFilter
-from deploy.safety_sim import arm_limits, run_episode
+from deploy.safety.critic import load_critic
+from deploy.safety.filter import SafetyFilter
+from deploy.safety.model_limits import arm_limits, run_episode
 from sim.faults import FAULTS, SENSOR_FAULTS, FaultInjector, FaultSpec
 from tests.deploy.test_safety_critic import untrained_critic
 

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from deploy.bundle import POLICY_FILE, load_bundle
+from deploy.runtime.bundle import POLICY_FILE, load_bundle
 from sim.integrity import GRAPH_HASH_KEY, verify
 
 GOLDEN = Path(__file__).resolve().parents[1] / "ros_nodes" / "data" / "reach_gcbc"
@@ -70,7 +70,7 @@ def test_a_graph_without_a_recorded_hash_is_refused(bundle: Path) -> None:
 
 
 def test_a_changed_critic_is_refused_naming_the_file(tmp_path: Path) -> None:
-    from deploy.critic import OnnxCritic
+    from deploy.safety.critic import OnnxCritic
     from tests.deploy.test_safety_critic import untrained_critic
 
     path = untrained_critic("reach", tmp_path / "critic")

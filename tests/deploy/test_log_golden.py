@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.log_map import load_mapping
-from deploy.log_mapped import read_mapped
-from deploy.resample import resample
+from deploy.logs.mapped import read_mapped
+from deploy.logs.mapping import load_mapping
+from deploy.logs.resample import resample
 
 ROOT = Path(__file__).parents[2]
 BAG = ROOT / "tests" / "artifacts" / "widowx_golden.bag"

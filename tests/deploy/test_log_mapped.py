@@ -12,11 +12,11 @@ from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from deploy import messages as m
-from deploy.log_map import MappingError, load_mapping, mapping_from_dict
-from deploy.log_mapped import read_mapped
-from deploy.log_read import LogError
-from deploy.resample import resample
+from deploy.logs import messages as m
+from deploy.logs.mapped import read_mapped
+from deploy.logs.mapping import MappingError, load_mapping, mapping_from_dict
+from deploy.logs.read import LogError
+from deploy.logs.resample import resample
 
 JOINTS = ["j1", "j2", "j3"]
 LIMITS = ([-math.pi] * 3, [math.pi] * 3)
@@ -196,7 +196,7 @@ def test_truncated_ros1_bag_replays_what_it_holds_and_says_what_was_skipped(tmp_
                 effort=np.zeros(0),
             )
             w.write(js, t, store.serialize_ros1(msg, msg.__msgtype__))
-    from deploy.log_salvage import ROS1_MAGIC, _ros1_records
+    from deploy.logs.salvage import ROS1_MAGIC, _ros1_records
 
     data = (tmp_path / "full.bag").read_bytes()
     chunks = [end for op, *_, end in _ros1_records(data, len(ROS1_MAGIC)) if op == 0x05]
@@ -248,7 +248,7 @@ def test_mapping_errors_name_the_file_and_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ros1", [False, True])
 def test_batch_decoding_equals_rosbags_for_mixed_layouts(ros1: bool) -> None:
-    from deploy.joint_state_batch import decode
+    from deploy.logs.joint_state_batch import decode
 
     store = get_typestore(Stores.ROS1_NOETIC) if ros1 else m.TYPESTORE
     T = store.types

@@ -18,7 +18,7 @@ from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 from rosbags.rosbag2 import Reader
 
-from deploy.log_salvage import Salvaged, salvage_mcap
+from deploy.logs.salvage import Salvaged, salvage_mcap
 
 N = 600
 TOPICS = ("/arm/joint_states", "/arm/command")

@@ -8,7 +8,8 @@ SCRIPT = """
 import sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
 import numpy as np
-import deploy, deploy.controller, deploy.replay, deploy.run, deploy.run_log, deploy.log_read
+import deploy, deploy.runtime.controller, deploy.offline.replay, deploy.offline.run
+import deploy.logs.writer, deploy.logs.read
 from deploy import Controller, load_bundle
 bundle = load_bundle(sys.argv[1])
 ctrl = Controller(bundle, bundle.contract.task)

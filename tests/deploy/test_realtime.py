@@ -7,11 +7,11 @@ import gc
 import subprocess
 import sys
 
-from deploy.realtime import realtime_setup
+from deploy.runtime.realtime import realtime_setup
 
 CHILD = """
 import os
-from deploy.realtime import realtime_setup
+from deploy.runtime.realtime import realtime_setup
 granted = realtime_setup(10)
 print(granted, os.sched_getscheduler(0) == os.SCHED_FIFO)
 """

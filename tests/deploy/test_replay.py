@@ -8,10 +8,10 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 import sim
-from deploy import messages as m
-from deploy.log_read import LogError, read_log
-from deploy.replay import replay
-from deploy.run import run
+from deploy.logs import messages as m
+from deploy.logs.read import LogError, read_log
+from deploy.offline.replay import replay
+from deploy.offline.run import run
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploy.log_map import load_mapping
-from deploy.log_mapped import read_mapped
-from deploy.offline_eval import evaluate_log
-from deploy.replay import main as replay_main
+from deploy.logs.mapped import read_mapped
+from deploy.logs.mapping import load_mapping
+from deploy.offline.evaluate import evaluate_log
+from deploy.offline.replay import main as replay_main
 
 ROOT = Path(__file__).parents[2]
 GOLDEN = ROOT / "tests" / "artifacts" / "widowx_golden.bag"
@@ -28,8 +28,8 @@ real_log = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def widowx_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GCBC trained on the golden log converted to a dataset, exported with spine-export."""
-    from deploy.export import export_bundle
-    from deploy.log_dataset import log_to_dataset
+    from deploy.export.app import export_bundle
+    from deploy.offline.log_dataset import log_to_dataset
     from policies.gcbc import GCBCConfig
     from policies.trainer import TrainConfig, train
 
@@ -132,7 +132,8 @@ def test_offline_eval_of_the_real_log(widowx_bundle: Path, tmp_path: Path) -> No
 def test_offline_modules_import_without_torch() -> None:
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import deploy.offline_eval, deploy.log_mapped, deploy.resample, deploy.log_salvage, deploy.replay\n"
+        "import deploy.offline.evaluate, deploy.logs.mapped, deploy.logs.resample\n"
+        "import deploy.logs.salvage, deploy.offline.replay\n"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

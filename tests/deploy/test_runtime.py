@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.agents import ChunkPolicy, HierarchicalPolicy, StepPolicy, load_agent
-from deploy.bundle import load_bundle
-from deploy.chunking import RecedingHorizon, SubgoalHold, TemporalEnsemble
-from deploy.controller import Controller
-from deploy.deadline import DeadlineMonitor
-from deploy.runtime import OnnxGraph, OnnxPolicy
+from deploy.runtime.agents import ChunkPolicy, HierarchicalPolicy, StepPolicy, load_agent
+from deploy.runtime.bundle import load_bundle
+from deploy.runtime.chunking import RecedingHorizon, SubgoalHold, TemporalEnsemble
+from deploy.runtime.controller import Controller
+from deploy.runtime.deadline import DeadlineMonitor
+from deploy.runtime.graph import OnnxGraph, OnnxPolicy
 from sim.contract import ContractMismatch, TensorSpec
 from tests.deploy.test_export import build_bundle
 
@@ -174,7 +174,7 @@ def test_contract_validation_names_dimensions_and_rates(bundles: dict[str, Path]
 def test_spine_run_drives_a_chunked_bundle_and_reports_deadlines(
     bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    from deploy.run import run
+    from deploy.offline.run import run
 
     s = run(
         bundles["diffusion"], "reach", episodes=1, seed=3, log_dir=tmp_path / "run", chunk_mode="ensemble"

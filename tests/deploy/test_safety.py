@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.safety import SafetyFilter, SafetyLimits, Stage
-from deploy.safety_kinematics import SerialChain, chain_from_mujoco
+from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage
+from deploy.safety.kinematics import SerialChain, chain_from_mujoco
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
 
@@ -287,7 +287,7 @@ def test_every_stage_keeps_outputs_inside_the_envelope_and_rate_limit(q0: np.nda
 
 
 def test_the_filters_plain_int_bits_are_the_stage_values() -> None:
-    from deploy import safety
+    from deploy.safety import filter as safety
 
     for name in ("GUARD", "WATCHDOG", "ENVELOPE", "RATE", "CRITIC", "WORKSPACE", "ESTOP", "DAMP"):
         stage = {"GUARD": "INPUT_GUARD", "RATE": "RATE_LIMIT"}.get(name, name)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from ruamel.yaml import YAML
 
-from deploy.controller import Controller
-from deploy.safety_config import SAFETY_DIR, SafetyConfig, load_safety_config
+from deploy.runtime.controller import Controller
+from deploy.safety.config import SAFETY_DIR, SafetyConfig, load_safety_config
 from ros_nodes.control import load_robot
 from ros_nodes.inprocess import InProcessBus
 from ros_nodes.params import ParameterStore

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.critic import CANDIDATES, CriticGuard, OnnxCritic, candidate_name, load_critic
-from deploy.safety import SafetyFilter, SafetyLimits, Stage
+from deploy.safety.critic import CANDIDATES, CriticGuard, OnnxCritic, candidate_name, load_critic
+from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage
 from sim.contract import ContractMismatch
 from sim.observation import build_observation
 
@@ -29,8 +29,8 @@ def critic_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def untrained_critic(task: str, out: Path) -> Path:
     import torch
 
-    from policies.critic import CriticConfig, TwinRiskCritic
-    from policies.critic_export import export_critic, save_critic
+    from deploy.export.critic import export_critic
+    from policies.critic import CriticConfig, TwinRiskCritic, save_critic
 
     torch.manual_seed(0)
     env = sim.make(task)
@@ -180,9 +180,9 @@ import sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
 import numpy as np
 import sim
-from deploy.critic import load_critic
-from deploy.safety import SafetyFilter
-from deploy.safety_sim import arm_limits
+from deploy.safety.critic import load_critic
+from deploy.safety.filter import SafetyFilter
+from deploy.safety.model_limits import arm_limits
 from sim.observation import build_observation
 env = sim.make("reach_obstacles")
 env.reset(seed=0)

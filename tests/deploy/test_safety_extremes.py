@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.critic import CriticGuard, OnnxCritic, load_critic
-from deploy.critic_native import build_native
-from deploy.safety import SafetyFilter, SafetyLimits, Stage, TickReport
-from deploy.safety_kinematics import chain_from_mujoco
+from deploy.safety.critic import CriticGuard, OnnxCritic, load_critic
+from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage, TickReport
+from deploy.safety.kinematics import chain_from_mujoco
+from deploy.safety.native_critic import build_native
 from sim.observation import build_observation
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
@@ -40,7 +40,7 @@ N = SPEC.n_joints
 Q0 = np.asarray(STATE["joint_pos"], dtype=np.float64).copy()
 OBS = build_observation(STATE, SPEC.observation)  # float32, as the policy's
 
-# --- the contract, from the raw numbers (shares nothing with deploy.safety) ---------------
+# --- the contract, from the raw numbers (shares nothing with deploy.safety.filter) ---------------
 MARGIN = 0.08  # rad inside each joint limit
 TICK_HZ = 500.0
 POLICY_PERIOD = 1.0 / SPEC.control_hz  # 0.04 s
@@ -436,7 +436,7 @@ def test_the_last_stage_holds_a_nan_from_the_c_critic_on_both_engines(
 
 
 def test_the_last_stage_bit() -> None:
-    from deploy import safety
+    from deploy.safety import filter as safety
 
     assert int(Stage.LAST_STAGE) == 256 == safety._LAST
     assert Stage.LAST_STAGE.names() == ["last_stage"]

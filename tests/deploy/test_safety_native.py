@@ -1,4 +1,4 @@
-"""The C tick (deploy/native/filter.c) against the Python filter it repeats: bit-identical
+"""The C tick (deploy/safety/native/filter.c) against the Python filter it repeats: bit-identical
 commands, stage bits, risks and choices over arbitrary input sequences; the C critic against
 onnxruntime; ``warm``; and the fallbacks, which say why."""
 
@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.critic import OnnxCritic, load_critic
-from deploy.critic_native import NativeUnavailable, build_native, extension, parity
-from deploy.safety import SafetyFilter, SafetyLimits, TickReport
-from deploy.safety_sim import arm_limits
+from deploy.safety.critic import OnnxCritic, load_critic
+from deploy.safety.filter import SafetyFilter, SafetyLimits, TickReport
+from deploy.safety.model_limits import arm_limits
+from deploy.safety.native_critic import NativeUnavailable, build_native, extension, parity
 from sim.observation import build_observation
 from tests.deploy.test_safety import LIMITS, N
 from tests.deploy.test_safety_critic import untrained_critic
@@ -27,7 +27,7 @@ SMALL = dataclasses.replace(LIMITS, frozen_ticks=3)  # test_safety's robot, froz
 
 
 def test_the_extension_is_built() -> None:
-    """./spine.sh setup compiles deploy/native/ (setup.py); without it every loop runs in Python."""
+    """./spine.sh setup compiles deploy/safety/native/ (setup.py); without it every loop runs in Python."""
     assert hasattr(extension(), "NativeFilter")
 
 

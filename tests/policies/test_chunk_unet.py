@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import sim
-from deploy.bundle import POLICY_FILE
-from deploy.export import export_bundle
-from deploy.export_parity import randomize_for_export
+from deploy.export.app import export_bundle
+from deploy.export.parity import randomize_for_export
+from deploy.runtime.bundle import POLICY_FILE
 from policies import make_policy
 from policies.checkpoint import load_checkpoint, save_checkpoint
 from policies.chunk_unet import ChunkUNet

@@ -10,10 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from policies.critic import CriticConfig, TwinRiskCritic, predict_risk, train_critic
+from deploy.export.app import main as spine_export
+from deploy.export.critic import export_critic
+from policies.critic import (
+    N_FIXED,
+    CriticConfig,
+    TwinRiskCritic,
+    load_critic_checkpoint,
+    predict_risk,
+    save_critic,
+    train_critic,
+)
 from policies.critic_app import CriticTrainConfig, run
 from policies.critic_data import ADVERSARIES, CriticData, CriticDataConfig, collect_critic_data
-from policies.critic_export import N_FIXED, export_critic, load_critic_checkpoint, save_critic
 from policies.critic_report import calibration
 
 torch.set_num_threads(1)
@@ -26,6 +35,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("critic")
     run(CriticTrainConfig(out=str(out), data=TINY_DATA, critic=TINY_CRITIC), progress=False)
+    assert spine_export([str(out / "checkpoint"), "--out", str(out)]) == 0  # critic.onnx alone
     return out
 
 
@@ -81,7 +91,9 @@ def test_calibration_table_of_a_perfect_and_a_useless_predictor() -> None:
 
 
 def test_app_writes_checkpoint_calibration_and_onnx(tiny_run: Path) -> None:
+    """spine-train-critic writes the checkpoint; spine-export turns it into critic.onnx."""
     report = json.loads((tiny_run / "report.json").read_text())
+    report["export"] = json.loads((tiny_run / "critic_report.json").read_text())
     for f in (
         "checkpoint/critic.safetensors",
         "checkpoint/critic.json",
@@ -139,8 +151,8 @@ def test_selection_graph_matches_the_torch_reference_with_three_layers(margin: f
     import onnxruntime as ort
 
     import sim
-    from policies.critic_export import CriticSelector, recovery_offsets
-    from policies.critic_graph import build_selection_graph
+    from deploy.export.critic import CriticSelector, recovery_offsets
+    from deploy.export.critic_graph import build_selection_graph
 
     torch.manual_seed(1)
     spec = sim.make("reach_obstacles").task_spec

@@ -184,7 +184,7 @@ def test_checkpoint_round_trip_gives_identical_deterministic_actions(tmp_path: P
 
 
 def test_export_bundle_holds_the_running_normalizers(tmp_path: Path) -> None:
-    from deploy.export import export_bundle
+    from deploy.export.app import export_bundle
 
     policy = tiny_policy()
     policy.update(1)

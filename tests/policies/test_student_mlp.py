@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from deploy.export import export_bundle
+from deploy.export.app import export_bundle
 from policies.checkpoint import save_checkpoint
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
 from policies.distill import DistilledPolicy, StudentConfig
@@ -100,7 +100,7 @@ def test_mlp_student_exports_its_lean_twin_in_float32_and_int8(
 ) -> None:
     import onnx
 
-    from deploy.export_quant import first_layer_nodes
+    from deploy.export.quant import first_layer_nodes
 
     ckpt = save_checkpoint(tmp_path / "ckpt", student[0], {}, 150, {})
     report = export_bundle(ckpt, tmp_path / "fp32", samples=256)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rosbags.interfaces import Nodetype
 
-from deploy.messages import TYPESTORE
+from deploy.logs.messages import TYPESTORE
 from ros_nodes.convert import _NUMPY, from_idl, idl_type, to_idl
 from ros_nodes.idl import IDL_TYPES, dds_type_name, idl_struct
 

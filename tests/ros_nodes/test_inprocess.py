@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.control import Mode
 from ros_nodes.inprocess import InProcessBus
 from ros_nodes.params import ParameterStore

@@ -45,7 +45,7 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.dds import DdsPort
 from ros_nodes.idl import IDL_TYPES
 from ros_nodes.inprocess import InProcessBus

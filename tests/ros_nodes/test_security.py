@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("cyclonedds")
 pytest.importorskip("cryptography")
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.dds import DdsPort
 from ros_nodes.params import ParameterStore
 from ros_nodes.port import LATCHED_QOS, QoS, command_qos

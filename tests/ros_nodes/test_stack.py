@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.dds import DdsPort
 from ros_nodes.params import ParameterStore
 from ros_nodes.port import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, QoS

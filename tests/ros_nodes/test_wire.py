@@ -14,7 +14,7 @@ from cyclonedds.domain import DomainParticipant
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.convert import from_idl, idl_type, to_idl
 from ros_nodes.dds import _take_raw, dds_qos, dds_topic
 from ros_nodes.idl import IDL_TYPES, dds_type_name

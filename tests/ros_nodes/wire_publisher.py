@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from deploy import messages as m
+from deploy.logs import messages as m
 from ros_nodes.dds import DdsPort
 from ros_nodes.params import ParameterStore
 from ros_nodes.port import QoS

@@ -79,8 +79,8 @@ def test_the_format_imports_without_torch_or_mujoco() -> None:
 
 
 def test_collectors_and_logs_write_the_same_format(tmp_path: Path) -> None:
-    from deploy.log_dataset import log_to_dataset
-    from deploy.log_map import load_mapping
+    from deploy.logs.mapping import load_mapping
+    from deploy.offline.log_dataset import log_to_dataset
     from sim.collect import collect
     from sim.vector_collect import collect_batched
 

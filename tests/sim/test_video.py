@@ -99,7 +99,7 @@ def test_no_gl_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_spine_run_video_renders_the_first_episode(gl: str, tiny_bundle: Path, tmp_path: Path) -> None:
-    from deploy.run import run
+    from deploy.offline.run import run
 
     path = tmp_path / "episode0.mp4"
     run(tiny_bundle, "reach", 2, 0, tmp_path / "run", {"episode_steps": STEPS}, video=path)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.log_dataset import log_to_dataset
-from deploy.log_map import load_mapping
-from deploy.log_mapped import read_mapped
-from deploy.resample import resample
-from deploy.sim_replay import ParamModel, SimParams, replay_windows, window_starts
-from deploy.sysid import SysIdConfig, identify
+from deploy.logs.mapped import read_mapped
+from deploy.logs.mapping import load_mapping
+from deploy.logs.resample import resample
+from deploy.offline.log_dataset import log_to_dataset
+from deploy.offline.sim_replay import ParamModel, SimParams, replay_windows, window_starts
+from deploy.offline.sysid import SysIdConfig, identify
 from sim.collect import load_dataset
 from sim.randomization import RandomizationConfig, Randomized
 from sim.robots.widowx200 import constants as c

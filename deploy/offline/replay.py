@@ -1,0 +1,221 @@
+"""``spine-replay``: run a recorded log back through the same Controller, offline.
+
+    spine-replay runs/run/log --bundle runs/bundle --out runs/replay [--goal X,Y,Z]
+    spine-replay robot.bag --bundle B --out O --mapping configs/replay/widowx200.yaml [--start S --end S]
+
+Without ``--mapping`` (Spine's own logs, or foreign logs with only ``/joint_states``):
+Reads ``/joint_states`` (matched by joint name), and when present ``/spine/goal``,
+``/spine/ee_position``, ``/spine/command`` and ``/diagnostics`` (sample-and-hold at each joint
+state). Compares the replayed safe command with the logged one per joint, counts safety
+interventions, and writes ``report.json``, ``report.md`` and ``replay.png`` to ``--out``.
+
+With ``--mapping`` (any robot's log, topics and fields named by a YAML mapping): the offline
+evaluation of ``deploy.offline.evaluate``, resampled to the policy rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from deploy.logs.read import LogError, RunLog, read_log
+from deploy.offline.replay_report import plot_replay, write_markdown
+from deploy.runtime.bundle import load_bundle
+from deploy.runtime.controller import Controller
+from deploy.runtime.latency import percentiles
+from deploy.safety.filter import Stage
+from sim.spec import TaskSpec
+
+
+def replay(
+    log_path: Path, bundle_path: Path, out: Path, goal: np.ndarray | None = None, safety: str | None = None
+) -> dict[str, Any]:
+    """Replay ``log_path`` through the bundle's Controller under the safety configuration
+    ``safety`` (``configs/safety/`` name or YAML; None: the shipped default); returns the report."""
+    bundle = load_bundle(bundle_path)
+    spec = bundle.contract.task
+    log = read_log(log_path, spec.joint_names)
+    goal_at = _source(log, "goal", goal, "--goal X,Y,Z")
+    ee_at = _source(log, "ee_pos", None, "") if log.ee_pos is not None else _fk(spec)
+    ctrl = Controller(bundle, spec, safety=safety)
+    stamps = log.joint_pos.stamps
+    n, nj = len(stamps), spec.n_joints
+    replayed = np.zeros((n, nj))
+    stage_bits = np.zeros(n, dtype=np.int64)
+    policy_us, filter_us = [], []
+    episode, t_start = None, 0
+    t0 = time.perf_counter()
+    for i in tqdm(range(n), desc="replay", unit="tick", mininterval=1.0):
+        t = int(stamps[i])
+        q = log.joint_pos.values[i]
+        state = {
+            "joint_pos": q,
+            "joint_vel": log.joint_vel.values[i],
+            "goal": goal_at(t, q),
+            "ee_pos": ee_at(t, q),
+        }
+        ep = log.episode.hold(t) if log.episode is not None else None
+        ep = None if ep is None else int(ep[0])
+        if i == 0 or ep != episode:
+            ctrl.reset(state)
+            episode, t_start = ep, t
+        tick = ctrl.step_info(state, now=(t - t_start) / 1e9)
+        replayed[i], stage_bits[i] = tick.command, int(tick.stages)
+        if tick.policy_ran:
+            policy_us.append(tick.policy_us)
+        filter_us.append(tick.filter_us)
+    wall = time.perf_counter() - t0
+    logged = _aligned(log.command, stamps, nj)
+    logged_stages = _aligned(log.stages, stamps, 1)[:, 0] if log.stages is not None else None
+    report = _report(log, spec, bundle_path, replayed, logged, stage_bits, logged_stages, wall)
+    report["policy_latency_us"] = percentiles(policy_us)
+    report["filter_latency_us"] = percentiles(filter_us)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    plot_replay(out / "replay.png", stamps, spec.joint_names, replayed, logged, stage_bits)
+    write_markdown(out / "report.md", report)
+    return report
+
+
+def _source(
+    log: RunLog, attr: str, fallback: np.ndarray | None, hint: str
+) -> Callable[[int, np.ndarray], np.ndarray]:
+    series = getattr(log, attr)
+    if series is None:
+        if fallback is None:
+            raise LogError(f"log {log.path}: no {attr} topic; pass {hint}")
+        return lambda t, q: fallback
+    first = series.values[0]
+    return lambda t, q: v if (v := series.hold(t)) is not None else first
+
+
+def _fk(spec: TaskSpec) -> Callable[[int, np.ndarray], np.ndarray]:
+    """End-effector position from joint positions via the task's MuJoCo model (offline only)."""
+    import sim
+
+    physics = sim.make(spec.name).physics
+    zeros = np.zeros(spec.n_joints)
+
+    def ee(t: int, q: np.ndarray) -> np.ndarray:
+        physics.set_joint_state(q, zeros)
+        return physics.ee_pos()
+
+    return ee
+
+
+def _aligned(series: Any, stamps: np.ndarray, width: int) -> np.ndarray | None:
+    """The series' value logged at exactly each stamp (NaN where none was)."""
+    if series is None:
+        return None
+    out = np.full((len(stamps), width), np.nan)
+    idx = np.searchsorted(series.stamps, stamps)
+    ok = idx < len(series.stamps)
+    ok[ok] = series.stamps[idx[ok]] == stamps[ok]
+    out[ok] = series.values[idx[ok]][:, :width]
+    return out
+
+
+def _report(
+    log: RunLog,
+    spec: TaskSpec,
+    bundle: Path,
+    replayed: np.ndarray,
+    logged: np.ndarray | None,
+    stage_bits: np.ndarray,
+    logged_stages: np.ndarray | None,
+    wall: float,
+) -> dict[str, Any]:
+    stamps = log.joint_pos.stamps
+    duration = float(stamps[-1] - stamps[0]) / 1e9 if len(stamps) > 1 else 0.0
+    counts: Counter[str] = Counter()
+    for bits in stage_bits:
+        counts.update(Stage(int(bits)).names())
+    report: dict[str, Any] = {
+        "log": str(log.path),
+        "bundle": str(bundle),
+        "topics": log.topics,
+        "ticks": len(stamps),
+        "log_duration_s": duration,
+        "replay_wall_s": wall,
+        "speed_vs_real_time": duration / wall if wall > 0 else float("nan"),
+        "velocity_estimated": log.velocity_estimated,
+        "interventions": {s.name.lower(): counts.get(s.name.lower(), 0) for s in Stage if s},
+    }
+    if logged is not None:
+        err = np.abs(replayed - logged)
+        matched = ~np.isnan(err).any(axis=1)
+        report["command_error_rad"] = {
+            "matched_ticks": int(matched.sum()),
+            "per_joint_max": dict(zip(spec.joint_names, np.max(err[matched], axis=0).tolist(), strict=True))
+            if matched.any()
+            else {},
+            "per_joint_rms": dict(
+                zip(
+                    spec.joint_names,
+                    np.sqrt(np.mean(err[matched] ** 2, axis=0)).tolist(),
+                    strict=True,
+                )
+            )
+            if matched.any()
+            else {},
+            "max": float(np.max(err[matched])) if matched.any() else float("nan"),
+        }
+    if logged_stages is not None:
+        ok = ~np.isnan(logged_stages)
+        report["stages_agree_fraction"] = (
+            float(np.mean(logged_stages[ok] == stage_bits[ok])) if ok.any() else None
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="spine-replay", description=__doc__.splitlines()[0])
+    ap.add_argument("log", type=Path, help="rosbag2 folder (MCAP or sqlite3) or ROS 1 .bag")
+    ap.add_argument("--bundle", type=Path, required=True, help="bundle folder written by spine-export")
+    ap.add_argument("--out", type=Path, required=True, help="report folder")
+    ap.add_argument("--goal", help="goal X,Y,Z (m) for logs without /spine/goal")
+    ap.add_argument("--mapping", type=Path, help="topic mapping YAML (configs/replay/) for a foreign log")
+    ap.add_argument("--start", type=float, default=0.0, help="with --mapping: window start (s)")
+    ap.add_argument("--end", type=float, default=None, help="with --mapping: window end (s)")
+    ap.add_argument("--safety", default="default", help="configs/safety/ name or YAML (default %(default)s)")
+    args = ap.parse_args(argv)
+    goal = np.array([float(v) for v in args.goal.split(",")]) if args.goal else None
+    try:
+        if args.mapping is not None:
+            return _main_mapped(args, goal)
+        r = replay(args.log, args.bundle, args.out, goal, args.safety)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"spine-replay: {e}", file=sys.stderr)
+        return 1
+    err = r.get("command_error_rad", {}).get("max", float("nan"))
+    print(
+        f"replayed {r['ticks']} ticks ({r['speed_vs_real_time']:.0f}x real time); max |command error| "
+        f"{err:.2e} rad; interventions {r['interventions']}; report {args.out / 'report.md'}"
+    )
+    return 0
+
+
+def _main_mapped(args: argparse.Namespace, goal: np.ndarray | None) -> int:
+    from deploy.logs.mapping import load_mapping
+    from deploy.offline.evaluate import evaluate_log
+
+    r = evaluate_log(args.log, args.bundle, load_mapping(args.mapping), args.out, args.start, args.end, goal)
+    maes = {k: round(v["mae"], 4) for k, v in r["command_error_rad"].items() if v["ticks"]}
+    print(
+        f"evaluated {r['ticks_replayed']} ticks ({r['speed_vs_real_time']:.0f}x real time); "
+        f"command MAE (rad) {maes}; veto rate {100 * r['veto_rate']:.1f} %; report {args.out / 'report.md'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
