@@ -1,8 +1,7 @@
 """Build of the one C extension, ``deploy.safety._native``: the safety filter's tick and the critic's
 selection graph for the 1 kHz loop (``deploy/safety/native/``). Everything else is in pyproject.toml.
 The extension is optional: without a C compiler the install still succeeds and the filter runs
-in Python with the critic in onnxruntime (``deploy.native_filter`` and ``deploy.safety.native_critic``
-say why)."""
+in Python with the critic in onnxruntime (``deploy.safety.engines`` says why)."""
 
 from setuptools import Extension, setup
 

@@ -15,7 +15,8 @@ Prints p50 / p99 / p99.9 in µs over all calls, the best window's
 p50 (the cost with the least interference from other processes), and the torch / onnxruntime
 ratio of both p50s. ``nodes`` is the number of nodes onnxruntime executes (after its own graph
 optimizations). ``--sweep`` adds smaller networks than the defaults (which sizes meet the
-issue's targets; torch is then timed with fewer calls).
+issue's targets; torch is then timed with fewer calls). ``--record`` writes the table into its
+section of benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from record import add_record_args, markdown_table, record
 from tqdm import tqdm
 
 from deploy.export.app import export_bundle
@@ -54,7 +56,7 @@ class Case:
     int8: bool = False  # time the graph after onnxruntime's int8 dynamic quantization
 
 
-DIFFUSION = {"horizon": 8, "execute_steps": 8, "sampler": "euler", "sampler_steps": 10}
+DIFFUSION = {"chunk_length": 8, "execute_steps": 8, "sampler": "euler", "sampler_steps": 10}
 CASES = (
     Case("gcbc MLP 2x256 (default)", "gcbc"),
     Case("gcbc MLP 2x256, int8", "gcbc", int8=True),
@@ -70,7 +72,7 @@ CASES = (
     Case("diffusion 10-step, chunk 8, 2x128", "diffusion", {**DIFFUSION, "hidden": 128, "layers": 2}, True),
 )
 # the one-step student with the teacher's denoiser architecture (net=denoiser), chunk 8
-STUDENT = {"horizon": 8, "execute_steps": 8, "net": "denoiser", "hidden": 256}
+STUDENT = {"chunk_length": 8, "execute_steps": 8, "net": "denoiser", "hidden": 256}
 # the plain-MLP student (policies/student_net.py, the default; chunk 16) at other sizes
 MLP_STUDENT = {"net": "mlp", "hidden": 512, "layers": 4}
 SWEEP = (  # smaller than the defaults: which sizes meet the targets
@@ -230,6 +232,7 @@ def main() -> None:
     ap.add_argument(
         "--rounds", type=int, default=1, help="time every graph this many times, round-robin (host noise)"
     )
+    add_record_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(1)
     wanted = set(args.families.split(",")) if args.families else None
@@ -262,6 +265,39 @@ def main() -> None:
     if args.plot:
         plot(rows, args.plot)
         print(f"plot: {args.plot}")
+    if args.record:
+        notes = (
+            f"- 1 thread, {args.calls} calls per graph (1/5 for 10-step diffusion) in {args.windows} windows "
+            f"x {args.rounds} rounds; p50 over all calls, the best window's p50 in brackets.\n"
+            "- Targets (issue 5): an MLP policy p50 <= 10 µs and >= 3x torch eager; the one-step student "
+            "p50 <= 20 µs; the 10-step diffusion p50 <= 250 µs."
+        )
+        record(
+            "inference_latency",
+            "Exported graphs on one thread, onnxruntime next to torch eager",
+            record_table(rows),
+            notes,
+            path=args.results,
+            packages=("torch", "onnxruntime"),
+        )
+
+
+def record_table(rows: list[tuple[str, dict[str, float], dict[str, float], float, int]]) -> str:
+    """The recorded table: one row per graph, onnxruntime's figures next to torch eager's."""
+    return markdown_table(
+        [
+            {
+                "graph": label,
+                "nodes": nodes,
+                "ORT p50 µs (best window)": f"{o['p50']:.1f} ({o['p50_best']:.1f})",
+                "ORT p99 µs": f"{o['p99']:.1f}",
+                "torch eager p50 µs": f"{t['p50']:.1f}",
+                "torch / ORT": f"{t['p50'] / o['p50']:.1f}x",
+                "parity": f"{parity:.1e}",
+            }
+            for label, t, o, parity, nodes in rows
+        ]
+    )
 
 
 if __name__ == "__main__":

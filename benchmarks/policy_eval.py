@@ -11,6 +11,8 @@ noise (diffusion's sampling) is seeded with ``--noise-seed``. ``--policy`` overr
 the saved policy config that only change inference (sampler, temperature, chunk execution);
 The task is built as the checkpoint was trained and evaluated (its train config's ``task`` and
 ``eval_task``); ``--task`` sets more task config fields (values parsed as YAML: true, 0.02).
+``--record`` writes the table (checkpoints grouped over their ``seed<k>`` folders, next to the
+trainer's own final evaluation) into its section of benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -112,10 +115,57 @@ def checkpoint_args(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
+def seed_groups(checkpoints: list[Path]) -> dict[str, list[int]]:
+    """Checkpoints of the same run on several training seeds: ``runs/x/seed0/checkpoint`` and
+    ``runs/x/seed1/checkpoint`` -> ``{"runs/x/seed*/checkpoint": [0, 1]}`` (indices into
+    ``checkpoints``, in order); a checkpoint without a ``seed<k>`` folder is a group of its own."""
+    groups: dict[str, list[int]] = {}
+    for i, ckpt in enumerate(checkpoints):
+        groups.setdefault(re.sub(r"(^|/)seed\d+(/|$)", r"\1seed*\2", str(ckpt)), []).append(i)
+    return groups
+
+
+def trainer_success(checkpoint: Path) -> float | None:
+    """The trainer's own final success rate (its ``summary.json`` beside the checkpoint), if any."""
+    summary = checkpoint.parent / "summary.json"
+    return json.loads(summary.read_text()).get("success_rate") if summary.is_file() else None
+
+
+def record_table(checkpoints: list[Path], results: list[dict[str, Any]]) -> str:
+    """One row per group of seeds: the trainer's figure and this evaluation's, per seed, and the
+    mean over every episode of the group with its 95 % interval."""
+    from record import markdown_table
+
+    rows = []
+    for name, idx in seed_groups(checkpoints).items():
+        mine = [results[i] for i in idx]
+        trained = [trainer_success(checkpoints[i]) for i in idx]
+        episodes = sum(r["episodes"] for r in mine)
+        wins = sum(round(r["success_rate"] * r["episodes"]) for r in mine)
+        low, high = wilson(wins, episodes)
+        rows.append(
+            {
+                "checkpoint": f"`{name}`",
+                "trainer's evaluation (per seed)": ", ".join(
+                    "-" if t is None else f"{100 * t:.0f}" for t in trained
+                ),
+                f"{mine[0]['episodes']} episodes (per seed)": ", ".join(
+                    f"{100 * r['success_rate']:.1f}" for r in mine
+                ),
+                "mean (95 % interval)": f"**{100 * wins / episodes:.1f} %** "
+                f"({100 * low:.1f}-{100 * high:.1f}) over {episodes}",
+            }
+        )
+    return markdown_table(rows)
+
+
 def main() -> None:
+    from record import add_record_args, record  # benchmarks/ is on the path when this runs as a script
+
     ap = checkpoint_args(__doc__)
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    add_record_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     task, overrides = key_values(args.task), key_values(args.policy)
@@ -132,6 +182,20 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.record:
+        overrides = " ".join([*args.task, *args.policy]) or "none"
+        notes = (
+            f"- Episode seeds {args.seed}-{args.seed + args.episodes - 1}, the policy's noise seed "
+            f"{args.noise_seed}, overrides: {overrides}."
+        )
+        record(
+            "policy_eval",
+            f"Checkpoints re-evaluated on {args.episodes} episodes",
+            record_table(args.checkpoints, results),
+            notes,
+            path=args.results,
+            packages=("torch", "mujoco"),
+        )
 
 
 if __name__ == "__main__":

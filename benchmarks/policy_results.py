@@ -7,9 +7,10 @@ gradient steps; save one video per pair.
 
 Datasets are collected once per task (seed 0) under --out/data and shared by every family and
 seed. Each run is a real ``spine-train`` process; its final evaluation (``eval_episodes``
-episodes on seeds 10000+) is the success rate reported. The table replaces the block between
-the policy-results markers in benchmarks/RESULTS.md (unless --no-write); each pair's result is kept
-under --out/results, so pairs can be run separately and the table lists every stored pair.
+episodes on seeds 10000+) is the success rate reported. Each pair's result is kept under
+--out/results, so pairs can be run separately; with ``--record`` the table of every stored pair
+(and the rows already recorded for pairs not stored here) replaces the "policy_results" section of
+benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-START, END = "<!-- policy_results:start -->", "<!-- policy_results:end -->"
+SECTION = "policy_results"  # the section of benchmarks/RESULTS.md that --record writes
 
 
 @dataclass(frozen=True)
@@ -267,15 +268,17 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
+    from record import add_record_args  # benchmarks/ is on the path when this runs as a script
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", nargs="*", help="task/family keys (default: all)")
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "policy_results")
     ap.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not quality")
-    ap.add_argument("--no-write", action="store_true", help="do not update benchmarks/RESULTS.md")
     ap.add_argument("--no-video", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     ap.add_argument("--reuse", action="store_true", help="keep seeds whose run folder has a summary.json")
+    add_record_args(ap)
     args = ap.parse_args()
     chosen = [p for p in PAIRS if not args.pairs or p.key in args.pairs]
     rows = []
@@ -308,7 +311,7 @@ def main() -> None:
             if v:
                 print(f"  video: {v}")
     print(table(rows))
-    if not args.no_write and not args.quick:
+    if args.record and not args.quick:  # quick runs are never recorded
         write_results(table(stored_rows(args.out)), args)
 
 
@@ -322,17 +325,17 @@ def stored_rows(out: Path) -> list[dict]:
     return rows
 
 
-def merge_rows(text: str, body: str) -> str:
-    """``text`` (a table of the stored pairs) plus the rows of the table already in ``body`` for
-    pairs not stored here (a fresh checkout keeps the rows it did not rerun), in PAIRS order."""
+def merge_rows(text: str, recorded: str | None) -> str:
+    """``text`` (a table of the stored pairs) plus the rows of the table in ``recorded`` (the
+    section's current text) for pairs not stored here (a fresh checkout keeps the rows it did not
+    rerun), in PAIRS order."""
     new = {_row_key(line): line for line in text.splitlines()[2:]}
-    old = {}
-    if START in body:
-        block = body.split(START, 1)[1].split(END, 1)[0]
-        old = {
-            _row_key(line): line for line in block.splitlines() if line.startswith("| ") and "---" not in line
-        }
-        old.pop(("task", "family"), None)
+    old = {
+        _row_key(line): line
+        for line in (recorded or "").splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
+    old.pop(("task", "family"), None)
     order = [(p.name, p.family) for p in PAIRS]
     keys = sorted(set(new) | set(old), key=lambda k: order.index(k) if k in order else len(order))
     return "\n".join([*text.splitlines()[:2], *(new.get(k) or old[k] for k in keys)])
@@ -344,20 +347,25 @@ def _row_key(line: str) -> tuple[str, str]:
 
 
 def write_results(text: str, args: argparse.Namespace) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    body = path.read_text()
-    text = merge_rows(text, body)
+    """Record ``text`` merged with the rows already recorded (benchmarks/record.py)."""
+    from record import read_section, record
+
     cmd = "`.venv/bin/python benchmarks/policy_results.py --pairs <task/family> --seeds 0 1 2`"
-    block = (
-        f"{START}\nEach row: {cmd} (one training process per seed, torch on {args.threads} thread(s), "
-        f"final evaluation on seeds 10000+); rows can be run separately.\n\n{text}\n{END}"
+    notes = (
+        f"Each row: {cmd} (one training process per seed, torch on {args.threads} thread(s), final "
+        "evaluation on seeds 10000+); rows can be run separately, and a row not rerun keeps its date "
+        '("run on"); the machine is the one of the rows run now.'
     )
-    if START in body:
-        head, rest = body.split(START, 1)
-        body = head + block + rest.split(END, 1)[1]
-    else:
-        body += f"\n## Policy results\n\n{block}\n"
-    path.write_text(body)
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    record(
+        SECTION,
+        "Success over 3 training seeds, trainer's final evaluation",
+        merge_rows(text, read_section(SECTION, args.results)),
+        notes,
+        date=f'{now} for the rows run now (each row\'s "run on")',
+        path=args.results,
+        packages=("torch", "mujoco"),
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ robot's side, smaller x), or ``not passed``. It prints, per checkpoint, the shar
 success per side, and the share of layouts whose rollouts took both sides. A deterministic policy
 (GCBC) repeats itself, so its "both sides" share is 0 by construction; what matters there is
 whether it picks both sides across layouts. ``--plot`` draws the puck's paths on the first 15
-layouts, one panel per checkpoint. The task is built as in ``policy_eval.py``.
+layouts, one panel per checkpoint. The task is built as in ``policy_eval.py``. ``--record`` writes
+the table (checkpoints grouped over their ``seed<k>`` folders) into its section of
+benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from policy_eval import checkpoint_args, key_values, trained_task, with_overrides
+from policy_eval import checkpoint_args, key_values, seed_groups, trained_task, with_overrides
+from record import add_record_args, markdown_table, record
 
 from policies.checkpoint import load_checkpoint
 
@@ -124,6 +127,7 @@ def main() -> None:
     ap.add_argument("--layouts", type=int, default=60)
     ap.add_argument("--rollouts", type=int, default=4, help="rollouts per layout, noise seed + r each")
     ap.add_argument("--plot", type=Path, default=Path("runs/push_modes.png"), help="puck paths (PNG)")
+    add_record_args(ap)
     args = ap.parse_args()
     torch.set_num_threads(1)
     task, policy_kw = key_values(args.task), key_values(args.policy)
@@ -145,6 +149,44 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
     plot_paths(named, args.plot)
     print(f"puck paths: {args.plot}")
+    if args.record:
+        overrides = " ".join([*args.task, *args.policy]) or "none"
+        notes = (
+            f"- Layouts: episode seeds {args.seed}-{args.seed + args.layouts - 1}; rollouts: noise seeds "
+            f"{args.noise_seed}-{args.noise_seed + args.rollouts - 1}; overrides: {overrides}. Per seed, "
+            "in the order of the checkpoints."
+        )
+        record(
+            "push_modes",
+            "Which side of the block each rollout took, per checkpoint",
+            record_table(args.checkpoints, results),
+            notes,
+            path=args.results,
+            packages=("torch", "mujoco"),
+        )
+
+
+def _cells(r: dict[str, Any]) -> dict[str, str]:
+    """One checkpoint's figures (%) as the recorded table writes them."""
+    return {
+        "near / far / not passed": "/".join(f"{100 * r[f'{s}_share']:.0f}" for s in SIDES),
+        "success near / far": "/".join(f"{100 * r[f'{s}_success']:.0f}" for s in SIDES[:2]),
+        "success": f"{100 * r['success']:.1f}",
+        "layouts both sides": f"{100 * r['layouts_both_sides']:.0f}",
+    }
+
+
+def record_table(checkpoints: list[Path], results: list[dict[str, Any]]) -> str:
+    """One row per group of seeds (``seed_groups``); each cell lists the seeds' figures in %."""
+    rows = []
+    for name, idx in seed_groups(checkpoints).items():
+        cells, first = [_cells(results[i]) for i in idx], results[idx[0]]
+        row = {"checkpoint": f"`{name}` ({first['family']})"}
+        for key in cells[0]:
+            head = f"success ({first['rollouts']} rollouts)" if key == "success" else key
+            row[head] = ", ".join(c[key] for c in cells) + " %"
+        rows.append(row)
+    return markdown_table(rows)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@
    and the safety filter, resampled to the policy rate (25 Hz). Figures: replay speed vs real time
    (target >= 500x) and the whole report's wall time, reading and plots included (target < 10 s
    for 10 minutes at 500 Hz).
+
+``--record`` writes the table into its section of benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from record import add_record_args, markdown_table, record
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -141,9 +145,13 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the replayed log")
     ap.add_argument("--rate", type=float, default=500.0, help="joint-state rate of the replayed log (Hz)")
     ap.add_argument("--skip-replay", action="store_true", help="decode figures only")
+    add_record_args(ap)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spine_bench_replay_"))
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores)")
+    load = os.getloadavg()[0]
+    print(f"load average at start: {load:.2f} (2 cores)")
+    decoded: dict[str, tuple[float, float]] = {}  # storage -> (Spine msg/s, bare rosbags msg/s)
+    replayed: dict[str, tuple[dict[str, Any], float]] = {}  # storage -> (report, whole report s)
     try:
         print(f"\n1. JointState decode, {args.messages} messages (8 joints)")
         print("| storage | bare rosbags deserialize (msg/s) | Spine read_mapped (msg/s) | ratio |")
@@ -164,7 +172,10 @@ def main() -> None:
             base = max(bare_decode(path) for _ in range(2))
             ours = max(spine_decode(path)[0] for _ in range(2))
             print(f"| {name} | {base:,.0f} | {ours:,.0f} | {ours / base:.2f} |")
+            decoded[name] = (ours, base)
         if args.skip_replay:
+            if args.record:
+                record_results(args, decoded, replayed, load)
             return
         from deploy.offline.evaluate import evaluate_log
 
@@ -200,10 +211,68 @@ def main() -> None:
                 f"{report['filter_latency_us']['p50']:.1f} µs | |"
             )
             print(f"| whole report (read, FK, replay, JSON, markdown, 2 PNGs) | {total:.2f} s | < 10 s |")
+            replayed[name] = (report, total)
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
+        if args.record:
+            record_results(args, decoded, replayed, load)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def record_results(
+    args: argparse.Namespace,
+    decoded: dict[str, tuple[float, float]],
+    replayed: dict[str, tuple[dict[str, Any], float]],
+    load: float,
+) -> None:
+    """The RESULTS.md table: one column per storage, one row per figure, and the targets."""
+    storages = ("rosbag2 MCAP", "rosbag2 sqlite3", "ROS 1")
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**missed**"
+
+    decode = {
+        k: f"{ours:,.0f} msg/s ({base:,.0f}; {ours / base:.1f}x)" for k, (ours, base) in decoded.items()
+    }
+    rows = [
+        {
+            "figure": "JointState decode, Spine `read_mapped` (bare `rosbags` loop)",
+            **decode,
+            "target": ">= 80k: " + verdict(all(ours >= 80_000 for ours, _ in decoded.values())),
+        }
+    ]
+    if replayed:
+        ticks = next(iter(replayed.values()))[0]["ticks_replayed"]
+        rows.append(
+            {
+                "figure": f"{args.minutes:g}-minute {args.rate:g} Hz log: Controller replay "
+                f"(GCBC 3x256 + safety filter, {ticks:,} ticks)",
+                **{k: f"{r['speed_vs_real_time']:.0f}x real time" for k, (r, _) in replayed.items()},
+                "target": ">= 500x: "
+                + verdict(all(r["speed_vs_real_time"] >= 500 for r, _ in replayed.values())),
+            }
+        )
+        rows.append(
+            {
+                "figure": "same: whole report (read, FK, replay, JSON, markdown, 2 PNGs)",
+                **{k: f"{total:.2f} s" for k, (_, total) in replayed.items()},
+                "target": "< 10 s: " + verdict(all(total < 10 for _, total in replayed.values())),
+            }
+        )
+    notes = (
+        f"- {args.messages:,} JointState messages per decode log, best of 2 reads; load average "
+        f"{load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end."
+    )
+    record(
+        "replay_throughput",
+        "JointState decoding"
+        + (f", Controller replay and a {args.minutes:g}-minute log's report" if replayed else ""),
+        markdown_table(rows, ["figure", *storages, "target"]),
+        notes,
+        path=args.results,
+        packages=("rosbags", "onnxruntime", "mujoco"),
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ against the robot's limits with code that shares nothing with the filter (limits
 robot and safety YAML files as plain numbers) and counts messages from strangers that reached a
 permitted reader. Per fault: commands outside the envelope (must be 0), stranger messages that
 reached the robot's side (must be 0), time to hold and to damp (from the safety node's
-/diagnostics), loop overruns during the fault, and whether every node survived.
+/diagnostics), loop overruns during the fault, and whether every node survived. ``--record``
+writes the table into its section of benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_record_args, record, system_package_version
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
@@ -468,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--agent", help=argparse.SUPPRESS)
     ap.add_argument("--enclave", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=0.5, help=argparse.SUPPRESS)
+    add_record_args(ap)
     args = ap.parse_args(argv)
     os.environ["CYCLONEDDS_URI"] = loopback_uri()  # this process's participants: loopback too
     if args.agent:
@@ -490,7 +493,40 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if bad:
         print(f"FAULTS THAT GOT THROUGH: {bad}", file=sys.stderr)
+    if args.record:
+        record_rows(rows, bad, args.results)
     return 1 if bad else 0
+
+
+def record_rows(rows: list[dict[str, Any]], bad: list[str], path: Path | None) -> None:
+    """The table into RESULTS.md, with what every row shows (or which faults got through) and
+    whether the stacks ran on DDS Security (each row's first note)."""
+    secure = all(str(r.get("notes", "")).startswith("secure") for r in rows)
+    if bad:
+        verdict = (
+            f"**Faults that got through** (commands outside the envelope, strangers, a node lost): {bad}."
+        )
+    else:
+        verdict = (
+            "Every row: 0 commands outside the envelope, 0 stranger messages on the robot's side, "
+            "every node alive."
+        )
+    base = next((r for r in rows if r["fault"] == "none" and r.get("ticks")), None)
+    notes = [verdict, "DDS Security on (one enclave per node)." if secure else "**Without DDS Security.**"]
+    if base is not None:
+        notes.append(
+            f"Baseline overruns (no fault): {100 * base['overruns'] / base['ticks']:.2f} % of ticks."
+        )
+    notes.append(f"Cyclone DDS C library {system_package_version('libddsc0debian') or 'not from Debian'}.")
+    record(
+        "ros_faults",
+        "Each fault in a fresh " + ("secure " if secure else "") + "stack: the robot's commands checked, "
+        "the watchdog timed",
+        table(rows),
+        "\n".join(f"- {n}" for n in notes),
+        path=path,
+        packages=("cyclonedds", "onnxruntime"),
+    )
 
 
 if __name__ == "__main__":

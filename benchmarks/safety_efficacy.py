@@ -10,7 +10,8 @@ faults reach it only through the state it is given). Faults are active from 1.0 
 (a stall: 0.5 s). A "violation" is a control period (40 ms) with any safety cost (collision,
 joint limit, end-effector speed). Writes ``<out>/<task>.json``, ``.md`` and ``.png``.
 Targets: with the critic >= 90% fewer violations than without a filter under the injected
-faults, and a success drop <= 5 points under the nominal policy.
+faults, and a success drop <= 5 points under the nominal policy. ``--record`` writes the task's
+table into its section of benchmarks/RESULTS.md (``safety_efficacy_<task>``; benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_record_args, markdown_table, record
 from tqdm import tqdm
 
 import sim
 from deploy.safety.config import load_safety_config
-from deploy.safety.critic import load_critic
-from deploy.safety.filter import SafetyFilter
+from deploy.safety.engines import load_critic, make_filter
 from deploy.safety.model_limits import run_episode, sim_limits, stage_counts
 from sim.faults import FAULTS, FaultInjector, FaultSpec
 
@@ -50,7 +51,7 @@ def evaluate(
         if critic
         else None
     )
-    filters = {"none": None, "deterministic": SafetyFilter(limits), "critic": SafetyFilter(limits, guard)}
+    filters = {"none": None, "deterministic": make_filter(limits), "critic": make_filter(limits, guard)}
     configs = [c for c in CONFIGS if c != "critic" or guard is not None]
     rows = []
     with tqdm(total=len(faults) * len(configs) * episodes, desc=f"efficacy {task}", unit="episode") as bar:
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "--safety", default="default", help="configs/safety/ name or YAML (default: the shipped one)"
     )
     ap.add_argument("--out", type=Path, default=Path("runs/safety_efficacy"))
+    add_record_args(ap)
     args = ap.parse_args(argv)
     faults = tuple(args.faults.split(","))
     unknown = sorted(set(faults) - set(FAULTS))
@@ -180,7 +182,63 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / f"{args.task}.md").write_text(text)
     plot(args.out / f"{args.task}.png", result)
     print(text)
+    if args.record:
+        record_result(result, args)
     return 0
+
+
+def record_table(result: dict[str, Any]) -> str:
+    """Violations per 100 episodes / success per fault and filter, then the target figures."""
+    by = {(r["fault"], r["filter"]): r for r in result["rows"]}
+    heads = {"none": "no filter", "deterministic": "deterministic", "critic": "+ critic"}
+    rows = []
+    for kind in dict.fromkeys(r["fault"] for r in result["rows"]):
+        row = {"fault": kind}
+        for name, head in heads.items():
+            r = by.get((kind, name))
+            row[head] = (
+                f"{r['violations_per_100_episodes']:.0f} / {100 * r['success_rate']:.0f} %" if r else "-"
+            )
+        rows.append(row)
+    for key, head, fmt in (
+        ("violation_reduction_under_faults", "violation reduction under faults vs no filter", "{:.1%}"),
+        ("nominal_success_drop_points", "nominal success drop", "{:.0f} points"),
+    ):
+        row = {"fault": f"**{head}**", "no filter": ""}
+        for name in ("deterministic", "critic"):
+            v = result.get(f"{name}_{key}")
+            row[heads[name]] = "n/a" if v is None else fmt.format(v).replace("%", " %")
+        rows.append(row)
+    return markdown_table(rows, ["fault", *heads.values()])
+
+
+def record_result(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """The task's table into RESULTS.md (benchmarks/record.py), with the targets met or missed."""
+    notes = [f"Safety configuration `{result['safety']}`; episode seeds from {result['seed']}."]
+    reduction = result.get("critic_violation_reduction_under_faults")
+    drop = result.get("critic_nominal_success_drop_points")
+    if reduction is not None and drop is not None:
+        met = reduction >= 0.9 and drop <= 5
+        notes.append(
+            f"Targets (with the critic >= 90 % fewer violations under faults, nominal drop <= 5 points): "
+            f"**{'met' if met else 'missed'}**."
+        )
+    report = args.critic.parent / "report.json" if args.critic else None
+    if report is not None and report.is_file():
+        cal = json.loads(report.read_text()).get("calibration", {})
+        notes.append(
+            f"Critic `{args.critic}`: held-out AUC {cal.get('auc', float('nan')):.3f}, "
+            f"ECE {cal.get('ece', float('nan')):.3f} (its report.json)."
+        )
+    record(
+        f"safety_efficacy_{args.task}",
+        f"{args.task} ({args.episodes} episode{'s' if args.episodes != 1 else ''}): violations per 100 "
+        "episodes / success rate",
+        record_table(result),
+        "\n".join(f"- {n}" for n in notes),
+        path=args.results,
+        packages=("mujoco", "onnxruntime"),
+    )
 
 
 if __name__ == "__main__":

@@ -8,19 +8,20 @@ Configurations: ``empty`` (the loop alone: the scheduling baseline), ``determini
 deterministic stages incl. the workspace box and Cartesian rate limit on arm7's kinematics),
 ``critic`` (plus the learned critic, judging each new policy command at once and an
 unchanged one at the contract's ``critic_hz``), both on the engine ``--engine`` picks (by
-default the C tick of ``deploy.safety.native_filter`` with the critic graph in C), and
-``deterministic_python`` / ``critic_python``, the same filter in Python with the critic in
+default the C engine of ``deploy.safety.native_filter`` with the critic graph in C), and
+``deterministic_python`` / ``critic_python``, the numpy reference with the critic in
 onnxruntime: the baseline, run side by side (skipped with ``--engine python``).
 
 The loop sleeps to ``--spin-us`` before each deadline, then spins (``--spin-us 1000`` never
-sleeps); with ``--warm-us`` it ticks the filter's shadow twin (``SafetyFilter.warm``) that long
+sleeps); with ``--warm-us`` it ticks the filter's shadow twin (``warm``) that long
 before the deadline. The robot is a first-order joint model (no physics: the loop measures the
 filter); the policy's command changes every 40 ms (25 Hz). Lateness: wake-up time minus the
 deadline; an overrun: a tick whose work ended after the next deadline; a loop that falls behind
 skips the deadlines it missed (counted in ``skipped_deadlines``) rather than bursting to catch
 up. Work is the wall time of ``filter.tick``; its CPU time (``time.thread_time``) is reported
 next to it, which leaves out preemption by other processes on a shared machine; "deadline ->
-command" is lateness + work.
+command" is lateness + work. ``--record`` writes the table into its section of
+benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_record_args, markdown_table, record
 
 SPIN_S = 200e-6  # default: spin this long before each deadline instead of sleeping
 CONFIGS = ("empty", "deterministic_python", "critic_python", "deterministic", "critic")
@@ -54,8 +56,7 @@ def child(
     import sim
     from deploy.runtime.realtime import realtime_setup
     from deploy.safety.config import load_safety_config
-    from deploy.safety.critic import load_critic
-    from deploy.safety.filter import SafetyFilter
+    from deploy.safety.engines import load_critic, make_filter
     from deploy.safety.model_limits import sim_limits
     from sim.observation import build_observation
 
@@ -72,7 +73,7 @@ def child(
         guard = load_critic(
             critic, spec, tick_hz=hz, engine=critic_engine, threshold=config_.critic_threshold
         )
-    filt = SafetyFilter(limits, critic=guard, engine=engine)
+    filt = make_filter(limits, critic=guard, engine=engine)
     q0 = state["joint_pos"].copy()
     filt.reset(q0)
     q = q0.copy()
@@ -209,19 +210,20 @@ def main(argv: list[str] | None = None) -> int:
         "--engine",
         choices=("auto", "native", "python"),
         default="auto",
-        help="engine of the deterministic and critic configurations (deploy.safety.filter.SafetyFilter)",
+        help="engine of the deterministic and critic configurations (deploy.safety.engines.make_filter)",
     )
     ap.add_argument(
         "--warm-us",
         type=float,
         default=0.0,
-        help="tick the filter's shadow twin this long before each deadline (SafetyFilter.warm; "
+        help="tick the filter's shadow twin this long before each deadline (the filter's warm; "
         "0: off); must be < --spin-us",
     )
     ap.add_argument(
         "--safety", default="default", help="configs/safety/ name or YAML (default: the shipped one)"
     )
     ap.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    add_record_args(ap)
     args = ap.parse_args(argv)
     if args.warm_us and args.warm_us >= args.spin_us:
         ap.error("--warm-us must be below --spin-us (the warm-up runs in the spin before a deadline)")
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "safety_loop.json").write_text(json.dumps(rows, indent=2))
     plot(args.out / "safety_loop.png", raws)
     print(table(rows))
+    if args.record:
+        record_rows(rows, args)
     return 0
 
 
@@ -304,6 +308,66 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['warm_us']['p50']:.1f} / {r['warm_us']['p99']:.1f} |"
         )
     return "\n".join(lines)
+
+
+ENGINES = {"native": "C", "python": "Python", "onnxruntime": "onnxruntime"}
+
+
+def label(row: dict[str, Any]) -> str:
+    """A configuration as RESULTS.md names it: "deterministic, C", "+ critic, Python + onnxruntime"."""
+    if row["config"] == "empty":
+        return "empty loop"
+    filt, _, critic = row["engine"].partition(" + ")
+    engine = ENGINES.get(filt, filt)
+    critic = ENGINES.get(critic.removesuffix(" critic"), critic)
+    name = f"deterministic, {engine}" if row["config"].startswith("deterministic") else "+ critic, "
+    if row["config"].startswith("critic"):
+        name += engine if critic == engine else f"{engine} + {critic}"
+    return name + (" (SCHED_FIFO)" if row.get("sched_fifo") else "")
+
+
+def record_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The RESULTS.md table (benchmarks/record.py): the figures the targets judge, per configuration."""
+    table_rows = []
+    for r in rows:
+        work, response = r["work_us"], r["response_us"]
+        table_rows.append(
+            {
+                "configuration": label(r),
+                "lateness p99 (µs)": f"{r['lateness_us']['p99']:.0f}",
+                "overrun (target <= 0.5 %)": f"{100 * r['overrun_fraction']:.3f} %",
+                "work p50 / p99 / p99.9 (µs) (target p99 <= 100)": " / ".join(
+                    f"{work[k]:.1f}" for k in ("p50", "p99", "p99.9")
+                ),
+                "deadline -> command p50 / p99 (µs)": f"{response['p50']:.0f} / {response['p99']:.0f}",
+            }
+        )
+    notes = [
+        f"{args.seconds:g} s per configuration at {args.hz:g} Hz, spin {args.spin_us:g} µs, warm-up "
+        f"{args.warm_us:g} µs before each deadline, safety configuration `{args.safety}`"
+        + (f", SCHED_FIFO {args.fifo}" if args.fifo else "")
+        + "."
+    ]
+    for r in rows:
+        if r["config"] in ("deterministic", "critic"):  # the engine --engine picked
+            met = r["work_us"]["p99"] <= 100 and r["overrun_fraction"] <= 0.005
+            verdict = "met" if met else "missed"
+            notes.append(f"{label(r)}: targets (work p99 <= 100 µs, overrun <= 0.5 %) **{verdict}**.")
+    report = Path(args.critic).parent / "report.json" if args.critic else None
+    if report is not None and report.is_file():
+        cal = json.loads(report.read_text()).get("calibration", {})
+        notes.append(
+            f"Critic `{args.critic}`: held-out AUC {cal.get('auc', float('nan')):.3f}, "
+            f"ECE {cal.get('ece', float('nan')):.3f} (its report.json)."
+        )
+    record(
+        "safety_loop",
+        "The filter's 1 kHz loop, each configuration in its own process",
+        markdown_table(table_rows),
+        "\n".join(f"- {n}" for n in notes),
+        path=args.results,
+        packages=("onnxruntime", "mujoco"),
+    )
 
 
 if __name__ == "__main__":

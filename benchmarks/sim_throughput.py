@@ -11,7 +11,8 @@ right before the row. ratio = the row's physics steps/s / raw's. For ``dmc``, al
 own ``env.step``. Every figure is the best of ``--repeats`` runs (least disturbed by other load);
 each run starts from an untimed reset, and resets at episode ends are timed.
 Then the wall time of ``collect_batched`` for ``--collect`` reach transitions (0: skip); the
-count is run in full, nothing is extrapolated.
+count is run in full, nothing is extrapolated. ``--record`` writes the table into its section of
+benchmarks/RESULTS.md (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import mujoco
 import numpy as np
+from record import add_record_args, markdown_table, record
 
 import sim
 from sim.vector import VectorEnv
@@ -180,6 +182,7 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="*", default=None, help="tasks to run (default: all)")
     ap.add_argument("--collect", type=int, default=1_000_000, help="reach transitions to collect")
     ap.add_argument("--collect-envs", type=int, default=16)
+    add_record_args(ap)
     args = ap.parse_args()
     load = os.getloadavg()[0]
     print(
@@ -189,6 +192,7 @@ def main() -> None:
     scaling = thread_scaling("reach", args.repeats)
     print(f"raw mj_step (reach model) on 2 Python threads: {scaling:.2f}x one thread's rate")
     print(f"{'task':<17}{'what':<26}{'env steps/s':>12}{'phys steps/s':>14}{'raw mj_step/s':>15}{'ratio':>7}")
+    table: list[dict[str, str]] = []
     for task in args.tasks or sim.names():
         try:
             rows = bench_task(task, args)
@@ -200,14 +204,73 @@ def main() -> None:
         for what, rate, raw in rows:
             figures = f"{rate / substeps:>12,.0f}{rate:>14,.0f}{raw:>15,.0f}{rate / raw:>7.2f}"
             print(f"{task:<17}{what:<26}{figures}")
+            table.append(table_row(task, what, rate, raw, substeps))
+    collected, wall = "", None
     if args.collect:
         wall, rollout, n = bench_collect(args.collect, args.collect_envs)
-        print(
+        collected = (
             f"collect_batched reach, {n:,} transitions, {args.collect_envs} envs, 2 threads: "
             f"{wall:.1f} s wall ({rollout:.1f} s rollout, {wall - rollout:.1f} s stacking + saving); "
             f"{n / wall:,.0f} transitions/s"
         )
-    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        print(collected)
+    end_load = os.getloadavg()[0]
+    print(f"load average {end_load:.2f} at the end")
+    if args.record:
+        notes = [
+            f"Best of {args.repeats} runs per figure, {args.steps} control steps per single-env run; "
+            f"load average {load:.2f} at the start, {end_load:.2f} at the end (its own threads included).",
+            f"Raw `mj_step` (reach model) on 2 Python threads: {scaling:.2f}x one thread's rate.",
+        ]
+        notes += [f"{collected[0].upper()}{collected[1:]}."] if collected else []
+        notes += targets(table, args.collect, wall)
+        record(
+            "sim_throughput",
+            "Env steps/s, single and batched, next to raw `mj_step`"
+            + ("; reach transitions collected" if collected else ""),
+            markdown_table(table),
+            "\n".join(f"- {n}" for n in notes),
+            path=args.results,
+            packages=("mujoco",),
+        )
+
+
+def table_row(task: str, what: str, rate: float, raw: float, substeps: int) -> dict[str, str]:
+    """One row of the recorded table, named as in RESULTS.md."""
+    if task == "dmc":  # the suite task the adapter ran
+        config = sim.make(task).unwrapped.config
+        task = f"dmc ({config.domain}/{config.task})"
+    names = {"env.step, 1 env": "`env.step`, 1 env", "dm_control env.step": "dm_control's own `env.step`"}
+    if what.startswith("VectorEnv"):  # "VectorEnv 16 envs, 2 thr"
+        envs, threads = what.removeprefix("VectorEnv ").removesuffix(" thr").split(", ")
+        what = f"`VectorEnv` {envs}, {threads} thread{'s' if threads != '1' else ''}"
+    return {
+        "task": task,
+        "what": names.get(what, what),
+        "env steps/s": f"{rate / substeps:,.0f}",
+        "physics steps/s": f"{rate:,.0f}",
+        "raw mj_step/s": f"{raw:,.0f}",
+        "ratio": f"{rate / raw:.2f}",
+    }
+
+
+def targets(table: list[dict[str, str]], collect: int, wall: float | None) -> list[str]:
+    """Issue 3's targets, met or missed, from the recorded rows and the collection's wall time."""
+    out = []
+    reach = [r for r in table if r["task"] == "reach" and r["what"].endswith("2 threads")]
+    if reach:
+        ratio = float(reach[0]["ratio"])
+        verdict = "met" if ratio >= 0.5 else "missed"
+        out.append(
+            f"Target: batched reach at 2 threads >= 50 % of raw `mj_step`: **{verdict}** ({ratio:.2f})"
+        )
+    if collect >= 1_000_000 and wall is not None:
+        verdict = "met" if wall < 300 else "missed"
+        out.append(
+            "Target: 1 M reach transitions in under 5 minutes on 2 cores: "
+            f"**{verdict}** ({wall / 60:.1f} min)"
+        )
+    return out
 
 
 if __name__ == "__main__":

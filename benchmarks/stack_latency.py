@@ -15,7 +15,8 @@ overruns, and the DDS round trip, each next to its baseline.
    Cyclone, and ``wire="idl"``: converted to IDL structs that cyclonedds serializes) vs raw
    Cyclone DDS (IDL samples written and taken directly, no conversion): the port's cost.
 
-Writes ``<out>/stack_latency.json`` and ``<out>/stack_latency.png``; prints a table for RESULTS.md.
+Writes ``<out>/stack_latency.json`` and ``<out>/stack_latency.png``; prints a table for RESULTS.md
+and with ``--record`` writes its row into its section there (benchmarks/record.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from record import add_record_args, code_version, markdown_table, record, system_package_version
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,6 +252,7 @@ def main() -> int:
     ap.add_argument("--no-ping", action="store_true", help="skip the DDS round-trip part (minutes)")
     ap.add_argument("--out", type=Path, default=REPO / "runs/bench/stack_latency")
     ap.add_argument("--echo", help=argparse.SUPPRESS)
+    add_record_args(ap)
     args = ap.parse_args()
     if args.echo:
         os.environ.setdefault("CYCLONEDDS_URI", loopback_uri())
@@ -300,7 +303,51 @@ def main() -> int:
             f"| raw Cyclone p50 {r['p50']:.0f}, p99 {r['p99']:.0f} | {p['p50'] / r['p50']:.2f}x |"
         )
     print(f"wrote {args.out / 'stack_latency.json'}, {args.out / 'stack_latency.png'}")
+    if args.record:
+        record_result(args, result)
     return 0
+
+
+def record_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """This run as one row of the RESULTS.md table (code, latency, overrun, tick work), the
+    targets met or missed in the notes."""
+    lat, work, rtt = result["sensor_to_command_ms"], result["tick_work_us"], result["rtt_us"]
+    code = f"{code_version()}, {args.seconds:g} s" + (", critic on every tick" if args.critic else "")
+    if args.rt_priority:
+        code += f", SCHED_FIFO {args.rt_priority}"
+    if rtt:
+        code += (
+            f", + ping-pong (DDS RTT port-cdr p50 {rtt['port-cdr']['p50']:.0f} µs, "
+            f"port-idl {rtt['port-idl']['p50']:.0f} µs, raw Cyclone {rtt['raw']['p50']:.0f} µs)"
+        )
+    row = {
+        "code": code,
+        "sensor -> command p50 / p99 (ms)": f"{lat['p50']:.2f} / {lat['p99']:.2f}",
+        "safety overrun": f"{100 * result['overrun_fraction']:.2f} %",
+        "tick work p50 / p99 (µs)": f"{work['p50']:.0f} / {work['p99']:.0f}",
+    }
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**missed**"
+
+    load0, load1 = result["load_average"]
+    cyclone = system_package_version("libddsc0debian") or "not from Debian"
+    notes = [
+        f"Targets: p50 <= 1 ms {verdict(lat['p50'] <= 1.0)}, p99 <= 3 ms {verdict(lat['p99'] <= 3.0)}, "
+        f"overrun <= 0.5 % {verdict(result['overrun_fraction'] <= 0.005)}.",
+        f"{result['safety_ticks']} safety ticks at {args.rate_hz:g} Hz (spin {args.spin_us:g} µs), "
+        f"{result['commands_joined']} commands joined to their joint state; {result['goals']} goals, "
+        f"success {result['success_rate']:.0%}; load average {load0:.2f} -> {load1:.2f}; Cyclone DDS C "
+        f"library {cyclone}.",
+    ]
+    record(
+        "stack_latency",
+        "Sensor -> command latency and the 1 kHz safety node over Cyclone DDS",
+        markdown_table([row]),
+        "\n".join(f"- {n}" for n in notes),
+        path=args.results,
+        packages=("cyclonedds", "onnxruntime"),
+    )
 
 
 if __name__ == "__main__":

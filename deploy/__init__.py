@@ -1,7 +1,8 @@
 """The robot side, by stage (docs/ARCHITECTURE.md):
 
 - ``deploy.export``: checkpoint -> ONNX bundle, parity checked (the only torch here; ``[export]``)
-- ``deploy.runtime``: bundle, contract check, agents, chunk/subgoal executors, Controller (``[runtime]``)
+- ``deploy.runtime``: bundle, contract check, onnxruntime agents (on ``sim.execution``), Controller
+  (``[runtime]``)
 - ``deploy.safety``: the safety filter (Python reference, C engine), its limits and config, the
   critic (``[safety]``)
 - ``deploy.logs``: reading, mapping, salvaging and writing logs (``[logs]``)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from policies.graphs import family_contract
 from policies.registry import make_policy, policy_entry
 from sim.contract import PolicyContract
 
@@ -28,20 +29,10 @@ def weights_sha256(module: torch.nn.Module) -> str:
 
 
 def make_contract(policy: Any, train_config: dict[str, Any]) -> PolicyContract:
-    """The I/O contract of ``policy`` (a registered family module) as trained."""
-    inputs, outputs = policy.io_spec()
-    fields: dict[str, Any] = dict(
-        family=policy.family,
-        task=policy.spec,
-        inputs=inputs,
-        outputs=outputs,
-        policy_hz=policy.spec.control_hz,
-        weights_sha256=weights_sha256(policy),
-        train_config=train_config,
-    )
-    if hasattr(policy, "contract_fields"):  # family-specific fields, e.g. HIQL's high_level_hz
-        fields.update(policy.contract_fields())
-    return PolicyContract(**fields)
+    """The I/O contract of ``policy`` (a registered family module) as trained: the family's
+    (``policies.graphs.family_contract``) plus the weights' hash and the training config."""
+    contract = family_contract(policy)
+    return dataclasses.replace(contract, weights_sha256=weights_sha256(policy), train_config=train_config)
 
 
 def save_checkpoint(
@@ -83,6 +74,9 @@ def load_checkpoint(directory: Path) -> tuple[Any, dict[str, Any]]:
     for name, was in getattr(entry.config, "LEGACY_FIELDS", {}).items():
         if name not in fields and was in fields:  # saved before ``name`` existed: it was ``was``
             fields[name] = fields[was]
+    for old, new in getattr(entry.config, "RENAMED_FIELDS", {}).items():
+        if old in fields and new not in fields:  # saved under the field's old name
+            fields[new] = fields.pop(old)
     try:
         config = entry.config(**fields)
     except TypeError as e:

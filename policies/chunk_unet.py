@@ -55,7 +55,7 @@ class ChunkUNet(nn.Module):
     """EDM denoiser for flat normalized chunks ``x (B, H * J)``, convolving over the H steps.
 
     Args:
-        horizon: ``H``, steps per chunk.
+        chunk_length: ``H``, steps per chunk.
         n_joints: ``J``, values per step (the convolution's input channels).
         obs_dim: normalized observation size.
         goal_dim: normalized goal size.
@@ -69,7 +69,7 @@ class ChunkUNet(nn.Module):
 
     def __init__(
         self,
-        horizon: int,
+        chunk_length: int,
         n_joints: int,
         obs_dim: int,
         goal_dim: int,
@@ -81,13 +81,14 @@ class ChunkUNet(nn.Module):
         cond_dim: int = 128,
     ) -> None:
         super().__init__()
-        if levels < 1 or horizon % 2 ** (levels - 1):
-            raise ValueError(
-                f"ChunkUNet: horizon {horizon} is not divisible by 2**(levels-1), levels={levels}"
+        if levels < 1 or chunk_length % 2 ** (levels - 1):
+            raise ValueError(  # the U-Net halves the chunk's time horizon levels - 1 times
+                f"ChunkUNet: chunk_length = horizon {chunk_length} is not divisible by 2**(levels-1), "
+                f"levels={levels}"
             )
         if kernel % 2 == 0:
             raise ValueError(f"ChunkUNet: kernel must be odd, got {kernel}")
-        self.horizon, self.n_joints, self.sigma_data = horizon, n_joints, sigma_data
+        self.chunk_length, self.n_joints, self.sigma_data = chunk_length, n_joints, sigma_data
         self.noise_embed = FourierEmbedding()
         self.goal_embed = nn.Linear(goal_dim, goal_embed)
         self.null_goal = nn.Parameter(torch.zeros(goal_embed))  # the "no goal" embedding
@@ -150,6 +151,6 @@ class ChunkUNet(nn.Module):
         keep = keep_goal[:, None]
         g = keep * self.goal_embed(goal) + (1 - keep) * self.null_goal
         cond = self.cond(torch.cat([obs, g, self.noise_embed(c_noise)], dim=-1))
-        h = (c_in[:, None] * x).view(-1, self.horizon, self.n_joints).transpose(1, 2)
+        h = (c_in[:, None] * x).view(-1, self.chunk_length, self.n_joints).transpose(1, 2)
         f = self._trunk(h, cond).transpose(1, 2).reshape(x.shape)
         return c_skip[:, None] * x + c_out[:, None] * f

@@ -3,6 +3,7 @@ calibration on held-out episodes and save it (Hydra app). ``spine-export`` turns
 into ``critic.onnx`` (alone, or into a policy bundle with ``--critic``).
 
     spine-train-critic task=reach_obstacles out=runs/critic data.episodes=300 critic.steps=3000
+    spine-train-critic robot=panda task=reach out=runs/panda/critic     # any configured arm
 
 ``task`` is the task config group (``configs/task/``), as for ``spine-train``.
 
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from policies.critic import CriticConfig, TwinRiskCritic, predict_risk, save_critic, train_critic
 from policies.critic_data import CriticData, CriticDataConfig, collect_critic_data
 from policies.critic_report import calibration, plot_calibration
-from sim.config_schema import register_task_schemas
+from sim.config_schema import register_task_schemas, with_robot
 
 
 @dataclass
@@ -46,6 +47,7 @@ class CriticTrainConfig:
     data: CriticDataConfig = field(default_factory=CriticDataConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     task: Any = field(default=None)  # task config group (set by Hydra: task=reach_obstacles)
+    robot: Any = field(default=None)  # robot config group: robot=panda (configs/robot/; none: the task's arm)
 
 
 def run(
@@ -118,7 +120,8 @@ register_critic_schemas()
 def main(cfg: DictConfig) -> None:
     task = HydraConfig.get().runtime.choices["task"]
     plain = OmegaConf.to_container(cfg, resolve=True)
-    task_kwargs = plain.pop("task")
+    task_kwargs = with_robot(plain.pop("task"))
+    plain.pop("robot", None)
     data, critic = CriticDataConfig(**plain.pop("data")), CriticConfig(**plain.pop("critic"))
     typed = CriticTrainConfig(**plain, data=data, critic=critic)
     report = run(typed, task, task_kwargs)

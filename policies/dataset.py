@@ -73,11 +73,11 @@ class TrajectoryDataset:
         """(B,) the index ``k`` steps later in the same episode (clipped at its last step)."""
         return np.minimum(idx + k, self.episode_end[idx])
 
-    def chunk_indices(self, idx: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    def chunk_indices(self, idx: np.ndarray, chunk_length: int) -> tuple[np.ndarray, np.ndarray]:
         """(B, H) indices of ``idx, idx+1, ..., idx+H-1`` clipped at each episode's end, and a
         (B, H) bool mask that is False where the chunk ran past the end (padding repeats the
         last action of the episode)."""
-        raw = idx[:, None] + np.arange(horizon)[None, :]
+        raw = idx[:, None] + np.arange(chunk_length)[None, :]
         end = self.episode_end[idx][:, None]
         return np.minimum(raw, end), raw <= end
 

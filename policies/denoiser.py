@@ -60,7 +60,7 @@ class ResidualBlock(nn.Module):
 
 
 class ChunkDenoiser(nn.Module):
-    """EDM denoiser for flat normalized chunks ``x (B, D)`` (``D = horizon * n_joints``).
+    """EDM denoiser for flat normalized chunks ``x (B, D)`` (``D = chunk_length * n_joints``).
 
     Args:
         dim: ``D``, the flat chunk size.

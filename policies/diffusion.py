@@ -1,6 +1,6 @@
 """Goal-conditioned diffusion policy over action chunks (Diffusion Policy, BESO/EDM-style).
 
-Action representation. A chunk is the next ``H = horizon`` absolute joint-position targets
+Action representation. A chunk is the next ``H = chunk_length`` absolute joint-position targets
 ``a_t .. a_{t+H-1}`` (rad), taken from the dataset's ``labels`` array: by default the
 expert's own targets (``expert_action``), not the executed ones, so that the exploration
 noise a dataset was collected with (``action_noise``, DART-style state coverage) is not
@@ -23,16 +23,17 @@ fixed-step sampler from ``policies.samplers`` from ``noise_scale * noise`` (a te
 ``D = D_null + w (D_goal - D_null)``: ``w = 1`` is plain goal conditioning (one network
 call per step), ``w = 0`` leaves the goal out of the residual, ``w > 1`` sharpens it.
 
-Receding horizon: ``act()`` plans a chunk when its queue is empty and executes its first
-``execute_steps`` targets, one per call; ``reset()`` empties the queue.
-``forward(observation, goal, noise)`` is the whole tensor-only solve (the export twin's body).
+Receding horizon: the shipped executor (``sim.execution.ChunkPolicy``, run over ``forward`` in
+training and evaluation, over ONNX on a robot) plans a chunk from seeded numpy noise when its
+queue is empty and executes its first ``execute_steps`` targets, one per tick (``graphs()``).
+``forward(observation, goal, noise)`` is the whole tensor-only solve; its lean export twin,
+where one applies, is ``policies.diffusion_twin.EulerChunkTwin``.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -41,13 +42,17 @@ from torch import nn
 from policies.chunk_unet import ChunkUNet
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.denoiser import ChunkDenoiser
+from policies.diffusion_twin import EulerChunkTwin, lean_twin_applies
 from policies.family import TrainContext
-from policies.goal_io import goal_env_tensors, goal_inputs
+from policies.goal_io import goal_inputs
+from policies.graphs import POLICY, PolicyGraph, Twin, as_stats, norm_stats, unit_stats
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.optim import AdamWCosine
 from policies.registry import register_policy
 from policies.samplers import SAMPLERS, Denoiser, get_sampler, karras_sigmas
+from policies.torch_graph import GraphActing
+from policies.twins import plain_twin
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
@@ -70,8 +75,8 @@ class Solver(NamedTuple):
 class DiffusionConfig:
     """Diffusion-policy hyper-parameters (network, noise, sampler, execution)."""
 
-    horizon: int = 8  # H: joint-target steps per predicted chunk (push: 8 -> 71 %, 16 -> 45 %)
-    execute_steps: int = 4  # targets of each chunk executed before re-planning (<= horizon)
+    chunk_length: int = 8  # H: joint-target steps per predicted chunk (push: 8 -> 71 %, 16 -> 45 %)
+    execute_steps: int = 4  # targets of each chunk executed before re-planning (<= chunk_length)
     hidden: int = 256  # width of the denoiser's residual trunk and of the mean head
     layers: int = 3  # residual blocks of the denoiser (and hidden layers of the mean head)
     mean_head: bool = True  # diffuse the residual around a regressed mean chunk (docstring)
@@ -94,8 +99,10 @@ class DiffusionConfig:
     labels: str = "expert_action"  # dataset array the chunks come from (LABEL_KEYS, docstring)
     denoiser: str = "mlp"  # "mlp": residual MLP over the flat chunk; "unet": 1D conv U-Net over steps
     unet_width: int = 64  # unet: channels at the finest level (doubled per coarser level)
-    unet_levels: int = 2  # unet: resolutions (horizon divisible by 2 ** (levels - 1))
+    unet_levels: int = 2  # unet: resolutions (chunk_length divisible by 2 ** (levels - 1))
     unet_kernel: int = 5  # unet: convolution size along the chunk's steps (odd)
+    # checkpoints written before the rename: ``chunk_length`` was ``horizon``
+    RENAMED_FIELDS: ClassVar[dict[str, str]] = {"horizon": "chunk_length"}
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -104,8 +111,8 @@ class DiffusionConfig:
             raise ValueError(
                 f"DiffusionConfig.sigma_sampling: {self.sigma_sampling!r} not in {SIGMA_SAMPLING}"
             )
-        if not 1 <= self.execute_steps <= self.horizon:
-            raise ValueError("DiffusionConfig.execute_steps must be in [1, horizon]")
+        if not 1 <= self.execute_steps <= self.chunk_length:
+            raise ValueError("DiffusionConfig.execute_steps must be in [1, chunk_length]")
         if self.sampler_steps < 1:
             raise ValueError("DiffusionConfig.sampler_steps must be >= 1")
         if not 0 < self.sigma_min < self.sigma_max:
@@ -124,7 +131,7 @@ class DiffusionConfig:
 
 
 @register_policy("diffusion", config=DiffusionConfig)
-class DiffusionPolicy(AdamWCosine, nn.Module):
+class DiffusionPolicy(GraphActing, AdamWCosine, nn.Module):
     """``(observation (B, obs), goal (B, g), noise (B, H, J)) -> joint targets (B, H, J)`` rad."""
 
     family = "diffusion"
@@ -132,7 +139,7 @@ class DiffusionPolicy(AdamWCosine, nn.Module):
     def __init__(self, spec: TaskSpec, config: DiffusionConfig) -> None:
         super().__init__()
         self.spec, self.config = spec, config
-        h, j = config.horizon, spec.n_joints
+        h, j = config.chunk_length, spec.n_joints
         self.obs_norm = Normalizer(spec.obs_size)
         self.goal_norm = Normalizer(spec.goal.size)
         self.act_norm = Normalizer(h * j)  # standardizes flat chunk offsets delta (rad)
@@ -163,7 +170,6 @@ class DiffusionPolicy(AdamWCosine, nn.Module):
         self.register_buffer("delta_bound", steps_ahead * max_delta)  # (H, J) rad
         sigmas = karras_sigmas(config.sampler_steps, config.sigma_min, config.sigma_max, config.rho)
         self.register_buffer("sigmas", sigmas, persistent=False)  # (steps + 1,)
-        self._queue: deque[np.ndarray] = deque()
         self._data: TrajectoryDataset | None = None
         self._batch_size = 0
 
@@ -174,7 +180,7 @@ class DiffusionPolicy(AdamWCosine, nn.Module):
     def chunk_offsets(self, data: TrajectoryDataset, idx: np.ndarray) -> torch.Tensor:
         """``(B, H * J)`` offsets ``a_{t+h} - q_t`` (rad) of the chunks starting at ``idx``;
         past an episode's end the chunk repeats its last action."""
-        chunk_idx, _ = data.chunk_indices(idx, self.config.horizon)
+        chunk_idx, _ = data.chunk_indices(idx, self.config.chunk_length)
         q = self._joint_pos(data.gather("observation", idx))
         return (data.gather(self.config.labels, chunk_idx) - q[:, None, :]).flatten(1)
 
@@ -286,31 +292,36 @@ class DiffusionPolicy(AdamWCosine, nn.Module):
         """Joint-target chunks ``(B, H, J)`` (rad) from ``noise (B, H, J)`` ~ N(0, I)."""
         return self.decode(observation, self.sample_normalized(observation, goal, noise.flatten(1)))
 
-    # ----- execution --------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget the plan: the next ``act()`` samples a fresh chunk."""
-        self._queue.clear()
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Next joint targets ``(J,)`` (rad, float64); plans a chunk when the queue is empty."""
-        if not self._queue:
-            o, g = goal_env_tensors(obs)
-            noise = torch.randn(1, *self.delta_bound.shape)
-            chunk = self(o, g, noise)[0].numpy().astype(np.float64)
-            self._queue.extend(chunk[: self.config.execute_steps])
-        return self._queue.popleft()
-
+    # ----- graphs and contract ---------------------------------------------------------
     def contract_fields(self) -> dict[str, int]:
         """Contract fields this family fills: chunk length and sampler steps."""
-        return {"chunk_length": self.config.horizon, "sampler_steps": self.config.sampler_steps}
+        return {"chunk_length": self.config.chunk_length, "sampler_steps": self.config.sampler_steps}
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1): the noise is an input, the chunk the output."""
-        s, h = self.spec, self.config.horizon
+        s, h = self.spec, self.config.chunk_length
         inputs = (
             *goal_inputs(s),
             TensorSpec("noise", (1, h, s.n_joints), description="standard normal, one draw per chunk"),
         )
         desc = f"absolute joint targets (rad) for the next {h} steps, relative to q at planning time"
         return inputs, (TensorSpec("joint_target", (1, h, s.n_joints), description=desc),)
+
+    def graphs(self) -> tuple[PolicyGraph, ...]:
+        """``forward``, a chunk every ``execute_steps`` ticks (receding horizon)."""
+        inputs, outputs = self.io_spec()
+        return (PolicyGraph(POLICY, inputs, outputs, self.forward, self._twin, self.config.execute_steps),)
+
+    def _twin(self) -> Twin:
+        """The lean twin where one computes ``forward`` (``lean_twin``), with ``forward`` traced
+        as it is as its fallback; else ``forward`` traced. Normalizers inside either way."""
+        plain = plain_twin(self)
+        stats = {"observation": as_stats(*norm_stats(self.obs_norm, "obs_norm"))}
+        stats["goal"] = as_stats(*norm_stats(self.goal_norm, "goal_norm"))
+        stats["noise"] = unit_stats(self.io_spec()[0][2])
+        lean = self.lean_twin()
+        return Twin(plain, stats) if lean is None else Twin(lean, stats, plain)
+
+    def lean_twin(self) -> nn.Module | None:
+        """``EulerChunkTwin`` for Euler/DDIM/Heun without guidance (``lean_twin_applies``)."""
+        return EulerChunkTwin(self) if lean_twin_applies(self) else None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from policies.checkpoint import load_checkpoint
 from policies.dataset import TrajectoryDataset
@@ -34,11 +35,12 @@ from policies.family import TrainContext
 from policies.registry import register_policy
 from policies.samplers import SAMPLERS, karras_sigmas
 from policies.student_net import StudentMLP
+from policies.student_twin import StudentMLPTwin, mlp_student_applies
 from sim.spec import TaskSpec
 
 # Fields the student must share with its teacher (what the chunk means and the noise scale);
 # the width and depth may differ when the student starts from scratch (init_from_teacher=false).
-SHARED_FIELDS = ("horizon", "sigma_data", "sigma_max", "mean_head")
+SHARED_FIELDS = ("chunk_length", "sigma_data", "sigma_max", "mean_head")
 SIZE_FIELDS = ("hidden", "layers")
 NETS = ("denoiser", "mlp")  # the teacher's ChunkDenoiser (+ mean head), or a plain StudentMLP
 
@@ -95,7 +97,7 @@ class DistilledPolicy(DiffusionPolicy):
     def __init__(self, spec: TaskSpec, config: StudentConfig) -> None:
         super().__init__(spec, config)
         if config.net == "mlp":  # mean_head has no effect: the MLP regresses the full chunk
-            h, j = config.horizon, spec.n_joints
+            h, j = config.chunk_length, spec.n_joints
             self.net = StudentMLP(
                 h * j, spec.obs_size, spec.goal.size, config.hidden, config.layers, config.sigma_data
             )
@@ -166,3 +168,8 @@ class DistilledPolicy(DiffusionPolicy):
         one_step = self.sample_normalized(batch["observation"], batch["goal"], batch["noise"])
         loss = ((one_step - batch["target"]) ** 2).mean()
         return loss, {"loss": float(loss.detach())}
+
+    def lean_twin(self) -> nn.Module | None:
+        """The MLP student's ``StudentMLPTwin`` (``policies.student_twin``); a ``denoiser``
+        student's is the teacher family's (``EulerChunkTwin``, one step)."""
+        return StudentMLPTwin(self) if mlp_student_applies(self) else super().lean_twin()

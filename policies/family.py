@@ -5,9 +5,13 @@ format serve them all (offline and online alike).
     policy.setup_training(ctx)          # normalizers, samplers / envs, optimizers
     for step in range(1, ctx.total_steps + 1):
         metrics = policy.update(step)   # one gradient step (and, online, env steps)
-    policy.reset(); action = policy.act(obs)   # evaluation in sim, no grad
+    policy.reset(); action = policy.act(obs)   # acting in sim, no grad
 
-Checkpoints store ``state_dict()`` (all networks and normalizers) and ``optimizers()``.
+``graphs()`` declares what runs at inference (``policies.graphs``: each graph's tensors, the
+family's own function, how often it runs, its export twin); ``act``/``reset`` run those graphs
+through the executor that ships (``policies.torch_graph.GraphActing``), and so does the
+trainer's evaluation. Checkpoints store ``state_dict()`` (all networks and normalizers) and
+``optimizers()``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from policies.graphs import PolicyGraph
 from sim.contract import TensorSpec
 from sim.spec import TaskSpec
 
@@ -57,8 +62,12 @@ class PolicyFamily(Protocol):
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]: ...
 
+    def graphs(self) -> tuple[PolicyGraph, ...]: ...
+
     # Optional: ``close()`` releases what ``setup_training`` opened (e.g. the online families'
     # training envs); the trainer calls it, when present, however training ends.
+    # ``contract_fields()`` adds family fields to the contract (diffusion: ``chunk_length``,
+    # ``sampler_steps``); the schedule comes from ``graphs()`` (``policies.graphs``).
 
 
 class BatchSampler:

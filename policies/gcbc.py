@@ -16,11 +16,14 @@ from torch import nn
 
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import BatchSampler, TrainContext
-from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
+from policies.goal_io import joint_target_io_spec
+from policies.graphs import PolicyGraph
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.optim import AdamWCosine
 from policies.registry import register_policy
+from policies.torch_graph import GraphActing
+from policies.twins import goal_mlp_graph
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 
@@ -44,7 +47,7 @@ class GCBCConfig:
 
 
 @register_policy("gcbc", config=GCBCConfig)
-class GCBCPolicy(AdamWCosine, nn.Module):
+class GCBCPolicy(GraphActing, AdamWCosine, nn.Module):
     """MLP policy ``(observation (B, obs), goal (B, g)) -> joint_target (B, n_joints)`` in rad."""
 
     family = "gcbc"
@@ -100,14 +103,6 @@ class GCBCPolicy(AdamWCosine, nn.Module):
             "desired_goal": data.gather("next_achieved_goal", data.sample_goals(idx, HINDSIGHT_GOALS)),
         }
 
-    def reset(self) -> None:
-        """GCBC is stateless between steps."""
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Joint targets (rad, float64) for one goal-env observation dict."""
-        return self(*goal_env_tensors(obs))[0].numpy().astype(np.float64)
-
     def _step(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.obs_norm(observation), self.goal_norm(goal)], dim=-1)
         return torch.tanh(self.net(x))
@@ -125,10 +120,10 @@ class GCBCPolicy(AdamWCosine, nn.Module):
         loss = torch.mean((self._step(obs, batch["desired_goal"]) - target) ** 2)
         return loss, {"loss": float(loss.detach())}
 
-    def export_module(self) -> nn.Module:
-        """A tensor-only copy for ONNX export; fails if the normalizers were never fitted."""
-        return export_copy(self, ("obs_norm", self.obs_norm), ("goal_norm", self.goal_norm))
-
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1), for the contract and the export."""
         return joint_target_io_spec(self.spec)
+
+    def graphs(self) -> tuple[PolicyGraph, ...]:
+        """One graph every tick, ``forward``; its twin a ``StepMLPTwin`` over ``net``."""
+        return (goal_mlp_graph(self, self.net, self.q_start, self.max_delta),)

@@ -15,16 +15,18 @@ import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import TrainContext
-from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
+from policies.goal_io import joint_target_io_spec
+from policies.graphs import PolicyGraph
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
+from policies.torch_graph import GraphActing
+from policies.twins import goal_mlp_graph
 from policies.value import (
     GoalValue,
     OfflineValueTraining,
@@ -72,7 +74,7 @@ class GCIVLConfig:
 
 
 @register_policy("gcivl", config=GCIVLConfig)
-class GCIVLPolicy(OfflineValueTraining, nn.Module):
+class GCIVLPolicy(GraphActing, OfflineValueTraining, nn.Module):
     """``(observation (B, obs), goal (B, g)) -> joint_target (B, n_joints)``, plus its value."""
 
     family = "gcivl"
@@ -141,14 +143,6 @@ class GCIVLPolicy(OfflineValueTraining, nn.Module):
         return v_loss + actor_loss, metrics
 
     # --- acting --------------------------------------------------------------------------
-    def reset(self) -> None:
-        """GCIVL is stateless between steps."""
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Joint targets (float64, action units) for one goal-env observation dict."""
-        return self(*goal_env_tensors(obs))[0].numpy().astype(np.float64)
-
     def _step(self, obs_n: torch.Tensor, goal_n: torch.Tensor) -> torch.Tensor:
         """Normalized step in [-1, 1] from normalized inputs."""
         return torch.tanh(self.actor(torch.cat([obs_n, goal_n], dim=-1)))
@@ -160,10 +154,10 @@ class GCIVLPolicy(OfflineValueTraining, nn.Module):
         step = self._step(self.obs_norm(observation), self.goal_norm(goal))
         return self._joint_pos(observation) + self.max_delta * step
 
-    def export_module(self) -> nn.Module:
-        """A tensor-only copy for ONNX export (the graph is ``forward``: actor + normalizers)."""
-        return export_copy(self, ("obs_norm", self.obs_norm), ("goal_norm", self.goal_norm))
-
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1), for the contract and the export."""
         return joint_target_io_spec(self.spec)
+
+    def graphs(self) -> tuple[PolicyGraph, ...]:
+        """One graph every tick, ``forward``; its twin a ``StepMLPTwin`` over the actor."""
+        return (goal_mlp_graph(self, self.actor, self.q_start, self.max_delta),)

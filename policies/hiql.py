@@ -11,9 +11,10 @@ hindsight goals) serves two policies extracted from it by advantage-weighted reg
 
 ``phi`` only sees the goal (the paper's ``phi(g)`` variant), so a subgoal representation means
 the same thing from any state and can be held while the agent moves: at inference the high level
-runs every ``high_level_every`` control steps and the low level every step. The low level is
-this module's ``forward`` (and ``io_spec``); the high level's rate is the contract's
-``high_level_hz`` (``contract_fields``). Outputs are GCBC's: ``q + max_delta * tanh(net)``.
+runs every ``high_level_every`` control steps and the low level every step (``graphs()``: the
+shipped executor, ``sim.execution.HierarchicalPolicy``, holds the subgoal in between). The low
+level is this module's ``forward`` (and ``io_spec``), the high level ``high_level``; each has its
+export twin here. Outputs are GCBC's: ``q + max_delta * tanh(net)``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from torch import nn
 
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import TrainContext
-from policies.goal_io import goal_env_tensors, joint_target_output, observation_input
+from policies.goal_io import goal_inputs, joint_target_output, observation_input
+from policies.graphs import HIGH_LEVEL, POLICY, PolicyGraph, Twin, as_stats, norm_stats, unit_stats
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
+from policies.torch_graph import GraphActing
+from policies.twins import StepMLPTwin, standardized
 from policies.value import (
     GoalValue,
     OfflineValueTraining,
@@ -62,7 +66,7 @@ class HIQLConfig:
     low_temperature: float = 3.0  # AWR inverse temperature of the low-level policy
     target_tau: float = 0.005  # Polyak rate of the target value network
     subgoal_steps: int = 25  # k: training subgoals lie k control steps ahead in the data
-    high_level_every: int = 5  # control steps between high-level calls in act() (>= 1)
+    high_level_every: int = 5  # control steps between high-level calls, its subgoal held between (>= 1)
     value_p_current: float = 0.2  # value goals: the transition's own next state
     value_p_future: float = 0.5  # value goals: a later state, geometric(discount); rest random
     # checkpoints written before the actor had its own depth: its depth was ``layers``
@@ -83,8 +87,14 @@ class HIQLConfig:
         return GoalMix(self.value_p_current, self.value_p_future, self.discount)
 
 
+def as_subgoal_rep(z: torch.Tensor, rep_dim: int) -> torch.Tensor:
+    """The high level's raw output ``z (..., rep)`` as a subgoal representation: rescaled to
+    ``phi``'s length ``sqrt(rep_dim)``."""
+    return unit_scale(z, float(np.sqrt(rep_dim)))
+
+
 @register_policy("hiql", config=HIQLConfig)
-class HIQLPolicy(OfflineValueTraining, nn.Module):
+class HIQLPolicy(GraphActing, OfflineValueTraining, nn.Module):
     """Low level ``(observation (B, obs), subgoal_rep (B, rep)) -> joint_target (B, n_joints)``;
     high level ``high_level(observation, goal (B, g)) -> subgoal_rep (B, rep)``."""
 
@@ -105,8 +115,6 @@ class HIQLPolicy(OfflineValueTraining, nn.Module):
         self._opt: torch.optim.Optimizer | None = None
         self._data: TrajectoryDataset | None = None
         self._batch_size = 0
-        self._subgoal: torch.Tensor | None = None  # held (1, rep) subgoal representation
-        self._age = 0  # control steps since the high level last ran
 
     # --- training ------------------------------------------------------------------------
     def setup_training(self, ctx: TrainContext) -> None:
@@ -179,27 +187,10 @@ class HIQLPolicy(OfflineValueTraining, nn.Module):
         return v_loss + low_loss + high_loss, metrics
 
     # --- acting --------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget the held subgoal: the next ``act`` runs the high level."""
-        self._subgoal, self._age = None, 0
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Joint targets (float64, action units) for one goal-env observation dict.
-
-        Runs the high level on the first call after ``reset`` and then every
-        ``high_level_every`` calls, holding its subgoal in between; the low level every call.
-        """
-        o, g = goal_env_tensors(obs)
-        if self._subgoal is None or self._age >= self.config.high_level_every:
-            self._subgoal, self._age = self.high_level(o, g), 0
-        self._age += 1
-        return self(o, self._subgoal)[0].numpy().astype(np.float64)
-
     def high_level(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """``(B, obs), (B, g) -> (B, rep)``: subgoal representation, rescaled like ``phi``'s."""
         x = torch.cat([self.obs_norm(observation), self.goal_norm(goal)], dim=-1)
-        return unit_scale(self.high_actor(x), float(np.sqrt(self.config.rep_dim)))
+        return as_subgoal_rep(self.high_actor(x), self.config.rep_dim)
 
     def _low_step(self, obs_n: torch.Tensor, rep: torch.Tensor) -> torch.Tensor:
         """Normalized step in [-1, 1] from a normalized observation and a subgoal rep."""
@@ -213,13 +204,9 @@ class HIQLPolicy(OfflineValueTraining, nn.Module):
         step = self._low_step(self.obs_norm(observation), subgoal_rep)
         return self._joint_pos(observation) + self.max_delta * step
 
-    # --- contract ------------------------------------------------------------------------
+    # --- graphs and contract --------------------------------------------------------------
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        """The low-level graph (``forward``, batch of 1), which runs at ``policy_hz``.
-
-        The high-level graph, ``(observation, goal) -> subgoal_rep`` (``high_level``), runs
-        every ``high_level_every`` control steps: ``high_level_hz`` in ``contract_fields``.
-        """
+        """The low-level graph (``forward``, batch of 1), which runs at ``policy_hz``."""
         s, rep = self.spec, self.config.rep_dim
         inputs = (
             observation_input(s),
@@ -231,6 +218,53 @@ class HIQLPolicy(OfflineValueTraining, nn.Module):
         )
         return inputs, (joint_target_output(s),)
 
-    def contract_fields(self) -> dict[str, float]:
-        """Contract fields beyond ``io_spec``: the high level's rate (Hz)."""
-        return {"high_level_hz": self.spec.control_hz / self.config.high_level_every}
+    def graphs(self) -> tuple[PolicyGraph, ...]:
+        """The low level every tick (``forward``); the high level, ``(observation, goal) ->
+        subgoal_rep`` (``high_level``), every ``high_level_every`` ticks."""
+        low_in, low_out = self.io_spec()
+        high_in, high_out = (low_in[0], goal_inputs(self.spec)[1]), (low_in[1],)
+        every = self.config.high_level_every
+        return (
+            PolicyGraph(POLICY, low_in, low_out, self.forward, self._low_twin),
+            PolicyGraph(HIGH_LEVEL, high_in, high_out, self.high_level, self._high_twin, every),
+        )
+
+    def _low_twin(self) -> Twin:
+        """``StepMLPTwin`` over ``low_actor``: the observation standardized, the subgoal as it is."""
+        obs, rep = norm_stats(self.obs_norm, "obs_norm"), self.config.rep_dim
+        body = standardized(
+            self.low_actor, torch.cat([obs[0], torch.zeros(rep)]), torch.cat([obs[1], torch.ones(rep)])
+        )
+        twin = StepMLPTwin(body, self.q_start, self.spec.n_joints, self.max_delta)
+        subgoal = self.io_spec()[0][1]
+        return Twin(twin, {"observation": as_stats(*obs), subgoal.name: unit_stats(subgoal)})
+
+    def _high_twin(self) -> Twin:
+        """``HighLevelTwin`` over ``high_actor``; ``high_level`` itself traced as the fallback."""
+        obs, goal = norm_stats(self.obs_norm, "obs_norm"), norm_stats(self.goal_norm, "goal_norm")
+        body = standardized(self.high_actor, torch.cat([obs[0], goal[0]]), torch.cat([obs[1], goal[1]]))
+        stats = {"observation": as_stats(*obs), "goal": as_stats(*goal)}
+        return Twin(HighLevelTwin(body, self.config.rep_dim), stats, _TracedHighLevel(self))
+
+
+class HighLevelTwin(nn.Module):
+    """The high level ``(observation (1, obs), goal (1, g)) -> subgoal_rep (1, rep)`` with its
+    normalizers inside (``net``: ``policies.twins.standardized``)."""
+
+    def __init__(self, net: nn.Sequential, rep_dim: int) -> None:
+        super().__init__()
+        self.net, self.rep_dim = net, rep_dim
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return as_subgoal_rep(self.net(torch.cat([observation, goal], dim=-1)), self.rep_dim)
+
+
+class _TracedHighLevel(nn.Module):
+    """``HIQLPolicy.high_level`` as a module: the fallback if ``HighLevelTwin`` drifts."""
+
+    def __init__(self, policy: HIQLPolicy) -> None:
+        super().__init__()
+        self.policy = copy.deepcopy(policy).eval()
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return self.policy.high_level(observation, goal)

@@ -40,11 +40,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from policies.family import TrainContext
-from policies.goal_io import export_copy, goal_env_tensors, joint_target_io_spec
+from policies.goal_io import joint_target_io_spec
+from policies.graphs import PolicyGraph
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
 from policies.replay_buffer import EpisodeBuffer
+from policies.torch_graph import GraphActing
+from policies.twins import goal_mlp_graph
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 from sim.vector import VectorEnv
@@ -160,7 +163,7 @@ class TwinQ(nn.Module):
 
 
 @register_policy("sac_her", config=SACHERConfig)
-class SACHERPolicy(nn.Module):
+class SACHERPolicy(GraphActing, nn.Module):
     """SAC + HER policy; ``forward(observation (B, obs), goal (B, g))`` -> joint targets (B, J)."""
 
     family = "sac_her"
@@ -342,21 +345,15 @@ class SACHERPolicy(nn.Module):
             env.close()
             self._env = None
 
-    def reset(self) -> None:
-        """The policy is stateless between steps."""
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Deterministic joint targets (rad, float64) for one goal-env observation dict."""
-        return self(*goal_env_tensors(obs))[0].numpy().astype(np.float64)
-
     def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return self.actor(observation, goal)
-
-    def export_module(self) -> nn.Module:
-        """The actor (normalizers inside) for ONNX export; fails if never fitted."""
-        return export_copy(self.actor, ("obs_norm", self.obs_norm), ("goal_norm", self.goal_norm))
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
         """Graph inputs and outputs (batch of 1), for the contract and the export."""
         return joint_target_io_spec(self.spec)
+
+    def graphs(self) -> tuple[PolicyGraph, ...]:
+        """One graph every tick, the actor's deterministic output ``tanh`` of the Gaussian's
+        mean: its twin a ``StepMLPTwin`` over the actor's mean rows."""
+        a = self.actor
+        return (goal_mlp_graph(self, a.net, a.q_start, a.max_delta, out_rows=self.spec.n_joints),)

@@ -4,7 +4,7 @@ An alternative to the residual ``ChunkDenoiser`` for ``diffusion_student`` (``po
 the student is only ever evaluated at ``sigma = sigma_max`` (its one Euler step from
 ``sigma_max * noise``), so it needs no noise-level embedding, no goal embedding and no null goal;
 a plain LayerNorm/GELU MLP (``policies.networks.mlp``, the shape of GCBC's network) over the
-scaled noisy chunk and the normalized condition. Its export (``deploy.export.student``) folds
+scaled noisy chunk and the normalized condition. Its export twin (``policies.student_twin``) folds
 every scaling into the Gemms and quantizes well to int8. The EDM scalings keep the input and
 output at unit scale; being evaluated at one sigma only, they are constants of the map.
 """
@@ -25,7 +25,7 @@ class StudentMLP(nn.Module):
     null goal: classifier-free guidance is distilled into it, its own guidance is always 1).
 
     Args:
-        dim: ``D``, the flat chunk size (``horizon * n_joints``).
+        dim: ``D``, the flat chunk size (``chunk_length * n_joints``).
         obs_dim: normalized observation size.
         goal_dim: normalized goal size.
         hidden: width of the MLP's hidden layers.

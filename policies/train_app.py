@@ -1,6 +1,7 @@
 """``spine-train``: train a policy family on a task's dataset (Hydra app).
 
 spine-train task=reach policy=gcbc dataset=runs/data/reach.npz out=runs/train steps=20000
+spine-train robot=panda task=reach policy=gcbc dataset=runs/panda/data/reach.npz out=runs/panda/train
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from policies.registry import policy_entry, policy_names
 from policies.trainer import TrainConfig, train
-from sim.config_schema import register_task_schemas, schema_node
+from sim.config_schema import register_task_schemas, schema_node, with_robot
 
 
 def register_train_schemas() -> None:
@@ -30,8 +31,9 @@ register_train_schemas()
 def main(cfg: DictConfig) -> None:
     choices = HydraConfig.get().runtime.choices
     task, family = choices["task"], choices["policy"]
-    own = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("task", "policy")}
-    task_kwargs = OmegaConf.to_container(cfg.task, resolve=True)
+    groups = ("task", "policy", "robot")
+    own = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in groups}
+    task_kwargs = with_robot(OmegaConf.to_container(cfg.task, resolve=True))
     policy_cfg = policy_entry(family).config(**OmegaConf.to_container(cfg.policy, resolve=True))
     result = train(TrainConfig(**own), task, family, task_kwargs, policy_cfg)
     print(f"trained {family} on {task}: success {result['success_rate']:.2f} -> {cfg.out}/checkpoint")

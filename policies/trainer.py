@@ -24,9 +24,10 @@ from policies.checkpoint import load_weights, save_checkpoint
 from policies.family import TrainContext
 from policies.metrics import MetricsLog, plot_learning_curves
 from policies.registry import make_policy
+from policies.torch_graph import policy_agent
 from policies.train_state import load_train_state, save_train_state
 from sim.collect import load_dataset
-from sim.evaluate import evaluate
+from sim.evaluate import evaluate_agent
 
 
 @dataclass
@@ -48,6 +49,7 @@ class TrainConfig:
     torch_threads: int = 1  # intra-op threads for torch on CPU (2 on a busy 2-core machine: 30x slower)
     extras: dict[str, Any] = field(default_factory=dict)  # family-specific knobs (TrainContext)
     task: Any = field(default=None)  # task config group (set by Hydra)
+    robot: Any = field(default=None)  # robot config group: robot=panda (configs/robot/; none: the task's arm)
     policy: Any = field(default=None)  # policy config group (set by Hydra)
 
 
@@ -119,10 +121,12 @@ def _run(
 
 
 def evaluate_policy(policy: Any, env: Any, episodes: int, seed: int) -> dict[str, float]:
-    """Success rate etc. of the torch policy in sim (eval mode, no grad, averaged weights)."""
+    """Success rate etc. of the torch policy in sim (eval mode, no grad, averaged weights), run by
+    the executor that ships (``policies.torch_graph.policy_agent``: chunk queue, subgoal hold),
+    its chunk noise seeded from ``seed``, the first episode's seed."""
     policy.eval()
     with torch.no_grad(), _averaged(policy):
-        result = evaluate(env, policy.act, episodes, seed, reset=policy.reset).as_dict()
+        result = evaluate_agent(env, policy_agent(policy, seed), episodes, seed).as_dict()
     policy.train()
     return result
 

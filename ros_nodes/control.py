@@ -19,7 +19,8 @@ from ruamel.yaml import YAML
 from deploy.runtime.controller import Controller
 from deploy.safety.config import SafetyConfig
 from deploy.safety.critic import CriticGuard
-from deploy.safety.filter import SafetyFilter, Stage, TickReport
+from deploy.safety.engines import make_filter
+from deploy.safety.filter import Stage, TickReport
 from deploy.safety.kinematics import SerialChain
 from sim.spec import JOINT_POS, TaskSpec
 
@@ -98,7 +99,7 @@ class SafetyRunner:
         self.config = config
         self.limits = config.limits(robot, tick_hz=rate_hz, chain=chain)
         self.critic = critic
-        self.filter = SafetyFilter(self.limits, critic=critic)
+        self.filter = make_filter(self.limits, critic=critic)
         self.risk = math.nan  # the critic's latest Q_risk of the tracked command (NaN: none)
         self.vetoes = 0  # ticks on which the critic replaced the policy command
         self.command: np.ndarray | None = None
@@ -138,7 +139,7 @@ class SafetyRunner:
         return math.inf if self.command is None else (now_ns - self.command_ns) * 1e-9
 
     def warm(self, q: np.ndarray, now_ns: int, observation: np.ndarray | None = None) -> None:
-        """Before a tick: the filter's shadow tick on the tracked command (``SafetyFilter.warm``)."""
+        """Before a tick: the filter's shadow tick on the tracked command (``FilterEngine.warm``)."""
         self.filter.warm(self.command, q, self.command_age(now_ns), observation=observation)
 
     def tick(

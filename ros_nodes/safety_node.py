@@ -26,7 +26,7 @@ from deploy.logs import messages as m
 from deploy.runtime.bundle import load_bundle
 from deploy.runtime.controller import CRITIC_FILE
 from deploy.safety.config import SafetyConfig, load_safety_config
-from deploy.safety.critic import load_critic
+from deploy.safety.engines import load_critic
 from deploy.safety.kinematics import SerialChain
 from deploy.safety.limits import Stage
 from ros_nodes.control import Mode, SafetyRunner, load_robot
@@ -71,7 +71,7 @@ class SafetyParams:
     """Busy-wait this long before each tick instead of sleeping (µs): less jitter, more CPU."""
     warm_us: float = 0.0
     """Tick the filter's shadow twin this long before each tick (µs; 0: off), so that the real
-    tick finds its code and data in the caches (SafetyFilter.warm: one more tick of CPU per
+    tick finds its code and data in the caches (FilterEngine.warm: one more tick of CPU per
     period; needs spin_us above it). Cyclone DDS only (rclpy has no hook for it)."""
     rt_priority: int = 0
     """SCHED_FIFO priority of the node's process (1-99; 0: normal scheduling). Needs root or

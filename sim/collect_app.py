@@ -2,6 +2,7 @@
 
 spine-collect task=reach episodes=300 seed=0 out=runs/data
 spine-collect task=maze mode=navigate episodes=1000 action_noise=0.2 out=runs/data
+spine-collect robot=panda task=reach episodes=300 out=runs/panda/data   # any configured arm
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sim.collect import collect
-from sim.config_schema import register_collect_schemas
+from sim.config_schema import register_collect_schemas, with_robot
 from sim.randomization import RandomizationConfig
 from sim.vector_collect import collect_batched
 
@@ -24,7 +25,7 @@ register_collect_schemas()
 def main(cfg: DictConfig) -> None:
     choices = HydraConfig.get().runtime.choices
     task = choices["task"]
-    task_kwargs = OmegaConf.to_container(cfg.task, resolve=True)
+    task_kwargs = with_robot(OmegaConf.to_container(cfg.task, resolve=True))
     randomization = None
     if choices.get("randomization", "none") != "none":
         randomization = RandomizationConfig.from_dict(OmegaConf.to_container(cfg.randomization, resolve=True))

@@ -7,6 +7,7 @@ registered with, so a misspelled field fails with its name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -26,8 +27,31 @@ class CollectConfig:
     mode: str = "goal"  # "goal": drive to the task's goal; "navigate": goal-free wandering
     num_envs: int = 1  # > 1: step this many envs in a VectorEnv (goal mode only)
     threads: int = 2  # physics threads of the VectorEnv when num_envs > 1
+    robot: Any = field(default=None)  # robot config group: robot=panda (configs/robot/; none: the task's arm)
     task: Any = field(default=None)  # task config group (set by Hydra)
     randomization: Any = field(default=None)  # randomization config group (set by Hydra)
+
+
+def with_robot(task_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The task's keyword arguments with the ``robot=<name>`` group choice applied: the name of
+    a shipped config (``configs/robot/``), or the path of one found on Hydra's search path
+    (``hydra.searchpath=[file:///my/configs]`` finds ``/my/configs/robot/<name>.yaml``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from sim.robot_config import ROBOT_DIR
+
+    runtime = HydraConfig.get().runtime
+    choice = runtime.choices.get("robot")
+    if choice in (None, "none"):
+        return task_kwargs
+    if (ROBOT_DIR / f"{choice}.yaml").is_file():
+        return {**task_kwargs, "robot": choice}
+    for source in runtime.config_sources:
+        if source.path.startswith("file://"):
+            path = Path(source.path[len("file://") :]) / "robot" / f"{choice}.yaml"
+            if path.is_file():
+                return {**task_kwargs, "robot": str(path.resolve())}
+    raise ValueError(f"robot={choice}: no robot/{choice}.yaml on Hydra's search path")
 
 
 def schema_node(cls: type) -> DictConfig:

@@ -49,7 +49,10 @@ class PolicyContract:
         inputs: graph inputs in order.
         outputs: graph outputs in order.
         policy_hz: rate the policy runs at (Hz).
-        high_level_hz: rate of a high-level policy, for hierarchical families.
+        high_level_hz: rate of a high-level policy, for hierarchical families
+            (``policy_hz / high_level_every``).
+        high_level_every: control ticks between high-level calls (1 when flat); its output
+            is held for the low level in between.
         critic_hz: rate of the safety critic, when the bundle has one.
         chunk_length: actions per policy call (1 for single-step policies).
         execute_steps: targets of each chunk executed before the next plan (receding
@@ -72,6 +75,7 @@ class PolicyContract:
     outputs: tuple[TensorSpec, ...]
     policy_hz: float
     high_level_hz: float | None = None
+    high_level_every: int = 1
     critic_hz: float | None = None
     chunk_length: int = 1
     execute_steps: int = 1
@@ -104,6 +108,8 @@ class PolicyContract:
             )
         kw = dict(data)
         try:
+            if kw.get("high_level_hz") and "high_level_every" not in kw:  # written before the field
+                kw["high_level_every"] = max(1, round(kw["policy_hz"] / kw["high_level_hz"]))
             kw["task"] = TaskSpec.from_dict(data["task"])
             kw["inputs"] = tuple(_tensor(t) for t in data["inputs"])
             kw["outputs"] = tuple(_tensor(t) for t in data["outputs"])
@@ -126,6 +132,7 @@ class PolicyContract:
     def check_robot(self, robot: TaskSpec, rtol: float = 1e-6) -> None:
         """Raise ``ContractMismatch`` on the first field where the model and robot disagree."""
         mine = self.task
+        _same("robot", mine.robot, robot.robot)  # two arms can share joint names and limits
         _same("joint_names (count)", len(mine.joint_names), len(robot.joint_names))
         for i, (a, b) in enumerate(zip(mine.joint_names, robot.joint_names, strict=True)):
             _same(f"joint_names[{i}]", a, b)
@@ -152,13 +159,6 @@ class PolicyContract:
         """Whether the bundle has a high-level graph next to the policy."""
         return bool(self.high_level_inputs)
 
-    @property
-    def high_level_every(self) -> int:
-        """Control ticks between high-level calls (``policy_hz / high_level_hz``; 1 if flat)."""
-        if self.high_level_hz is None:
-            return 1
-        return max(1, round(self.policy_hz / self.high_level_hz))
-
     def check_graphs(self, robot: TaskSpec) -> None:
         """The graphs' tensors have the robot's dimensions and the rates fit together;
         ``ContractMismatch`` names the tensor or the rate that does not."""
@@ -177,13 +177,12 @@ class PolicyContract:
             bound = f"1..{self.chunk_length} (chunk_length)"
             raise ContractMismatch("execute_steps", self.execute_steps, bound)
         if self.hierarchical:
-            if self.high_level_hz is None or self.high_level_hz <= 0:
-                raise ContractMismatch("high_level_hz", self.high_level_hz, "a positive rate")
-            ratio = self.policy_hz / self.high_level_hz
-            if not math.isclose(ratio, round(ratio), rel_tol=1e-6) or round(ratio) < 1:
-                raise ContractMismatch(
-                    "high_level_hz", self.high_level_hz, f"a divisor of policy_hz {self.policy_hz:g}"
-                )
+            if self.high_level_every < 1:
+                raise ContractMismatch("high_level_every", self.high_level_every, ">= 1")
+            every, hz = self.high_level_every, self.high_level_hz
+            if hz is None or not math.isclose(hz * every, self.policy_hz, rel_tol=1e-6):
+                want = f"policy_hz / high_level_every = {self.policy_hz / every:g}"
+                raise ContractMismatch("high_level_hz", hz, want)
 
 
 def _same(name: str, bundle_value: object, robot_value: object) -> None:

@@ -1,4 +1,5 @@
-"""Roll a policy out in a task and count successes: used by trainers and by ``spine-run``."""
+"""Roll a policy out in a task and count successes: used by trainers, the export's sim parity
+check and ``spine-run``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from sim.execution import Agent, goal_env_inputs
 
 Actor = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
@@ -58,3 +61,9 @@ def evaluate(
         final_distance_mean=float(np.mean(distances)) if distances else float("nan"),
         cost_rate={k: v / max(steps, 1) for k, v in costs.items()},
     )
+
+
+def evaluate_agent(env: Any, agent: Agent, episodes: int, seed: int) -> EvalResult:
+    """``evaluate`` for an executor over a policy's graphs (``sim.execution``): fed the goal-env
+    observation as ``observation`` and ``goal``, reset before each episode."""
+    return evaluate(env, lambda obs: agent(**goal_env_inputs(obs)), episodes, seed, reset=agent.reset)

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ from sim.integrity import stamp
 DEFAULT_OPSET = 17
 CRITIC_META = "critic.json"  # marks a critic checkpoint folder (policies.critic.META)
 QUANTIZE = ("int8",)
+# torch 2.13's torch.export deep-copies its own pytree specs and warns about itself (a
+# FutureWarning per export that nothing in Spine can act on); hidden around the export call only
+TORCH_TREESPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
 class ParityError(RuntimeError):
@@ -141,20 +145,28 @@ def _refuse(out: Path, report: dict[str, Any]) -> None:
 
 
 def _export_graph(g: Any, path: Path, opset: int) -> None:
-    """Trace ``g.twin`` into ``path`` (legacy TorchScript exporter: fixed shapes, one graph)."""
+    """Export ``g.twin`` (in eval mode) into ``path`` with torch's ONNX exporter (``torch.export``,
+    static shapes: batch 1, one graph), then ``deploy.export.onnx_pass.finish``: down to
+    ``opset``, the exporter's optimizer, GELU in the form onnxruntime fuses, onnx's checker."""
+    import onnx
     import torch
 
+    from deploy.export.onnx_pass import EXPORTER_OPSET, finish
+
     dummy = tuple(torch.zeros(t.shape) for t in g.inputs)
-    with torch.no_grad():
-        torch.onnx.export(
-            g.twin,
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", TORCH_TREESPEC_WARNING, FutureWarning)
+        program = torch.onnx.export(
+            g.twin.eval(),
             dummy,
-            str(path),
             input_names=[t.name for t in g.inputs],
             output_names=[t.name for t in g.outputs],
-            opset_version=opset,
-            dynamo=False,
+            opset_version=max(opset, EXPORTER_OPSET),
+            dynamo=True,
+            optimize=False,  # finish() optimizes, after converting to ``opset``
+            verbose=False,
         )
+    onnx.save(finish(program, opset), str(path))
 
 
 def _write_contract(out: Path, contract: PolicyContract, plan: Any) -> None:
@@ -215,7 +227,7 @@ def add_critic(bundle: Path, critic: Path) -> dict[str, Any]:
     is a ``critic.onnx`` or a critic checkpoint folder (spine-train-critic), exported here."""
     from deploy.export.critic import export_critic
     from deploy.runtime.controller import CRITIC_FILE
-    from deploy.safety.critic import load_critic
+    from deploy.safety.engines import load_critic
 
     loaded = load_bundle(bundle)
     entry: dict[str, Any] = {"source": str(critic), "file": CRITIC_FILE}

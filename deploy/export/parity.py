@@ -3,8 +3,9 @@
 - ``numeric_parity``: max |torch - onnxruntime| of one graph over fresh random inputs drawn
   around the training statistics (3/4 within 2 std, 1/4 at 10 std: far outside them).
 - ``sim_parity``: success rate of the torch policy and of the bundle on the same episode seeds,
-  both driven by the same runtime logic (``deploy.runtime.agents``: chunk queue, noise stream from the
-  same seed, subgoal hold), so only the inference engine differs.
+  both driven by the shipped executor (``sim.execution``: chunk queue, noise stream from the
+  same seed, subgoal hold; torch through ``policies.torch_graph.TorchGraph``, as in training),
+  so only the inference engine differs.
 
 Torch is imported here: only the export runs this module.
 """
@@ -17,10 +18,12 @@ import numpy as np
 import torch
 
 from deploy.export.graphs import ExportGraph, ExportPlan
-from deploy.runtime.agents import make_agent
+from deploy.runtime.agents import load_agent
 from deploy.runtime.bundle import HIGH_LEVEL_FILE, POLICY_FILE, Bundle
 from deploy.runtime.graph import OnnxGraph
-from sim.contract import TensorSpec
+from policies.torch_graph import TorchGraph
+from sim.evaluate import evaluate_agent
+from sim.execution import make_agent
 
 
 def randomize_for_export(policy: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -71,25 +74,9 @@ def numeric_parity(graph: ExportGraph, session: OnnxGraph, samples: int, seed: i
     return float(np.max(np.abs(expected - got)))
 
 
-class TorchGraph:
-    """A torch function behind the ``deploy.runtime.agents.Graph`` interface (bound numpy buffers)."""
-
-    def __init__(self, fn: Any, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> None:
-        self.fn = fn
-        self.inputs = {t.name: np.zeros(t.shape, np.float32) for t in inputs}
-        self.outputs = {t.name: np.zeros(t.shape, np.float32) for t in outputs}
-        self.first_output = self.outputs[outputs[0].name]
-
-    @torch.no_grad()
-    def run(self) -> None:
-        self.first_output[...] = self.fn(*(torch.as_tensor(b) for b in self.inputs.values())).numpy()
-
-
 def sim_parity(plan: ExportPlan, bundle: Bundle, task: str, episodes: int, seed: int) -> dict[str, Any]:
     """Success rate and final distance of torch and of onnxruntime on seeds ``seed..``."""
     import sim
-    from deploy.runtime.agents import load_agent
-    from sim.evaluate import evaluate
 
     contract = bundle.contract
     graphs = {g.file: TorchGraph(g.reference, g.inputs, g.outputs) for g in plan.graphs}
@@ -100,13 +87,7 @@ def sim_parity(plan: ExportPlan, bundle: Bundle, task: str, episodes: int, seed:
     out: dict[str, Any] = {"task": task, "episodes": episodes, "seed": seed}
     for name, agent in agents.items():
         env = sim.make(task)
-        result = evaluate(
-            env,
-            lambda o, a=agent: a(observation=o["observation"], goal=o["desired_goal"]),
-            episodes,
-            seed,
-            reset=agent.reset,
-        )
+        result = evaluate_agent(env, agent, episodes, seed)
         out[name] = {"success_rate": result.success_rate, "final_distance_mean": result.final_distance_mean}
     out["success_rate_difference"] = out["onnxruntime"]["success_rate"] - out["torch"]["success_rate"]
     return out

@@ -6,15 +6,16 @@ the layout (offsets of the stamp and of the position / velocity arrays) is parse
 group's first payload, every payload's name bytes are compared with the first one's, and the
 arrays are read with strided numpy views. The first and last payload of each group are also
 deserialized by ``rosbags``; a group whose values disagree, or a payload whose names differ, is
-decoded by ``rosbags`` one message at a time instead. Little-endian CDR (ROS 2) and ROS 1
-serialization are supported.
+decoded by ``rosbags`` one message at a time instead; a payload ``rosbags`` cannot decode either
+(a corrupt message) is listed in ``Decoded.failed`` and belongs to no group. Little-endian CDR
+(ROS 2) and ROS 1 serialization are supported.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,7 @@ class Decoded:
     groups: list[tuple[np.ndarray, list[str], np.ndarray, np.ndarray | None]]
     """(message indices, names, positions (k, n), velocities (k, n) or None if absent)."""
     fallback: int  # messages decoded one by one by rosbags
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (index, error): did not decode
 
 
 def decode(raws: list[bytes], ros1: bool, deserialize: Callable[[bytes], Any]) -> Decoded:
@@ -135,12 +137,17 @@ def decode(raws: list[bytes], ros1: bool, deserialize: Callable[[bytes], Any]) -
             continue
         stamps[idx] = sec * 1_000_000_000 + nsec
         groups.append((idx, lay.names, pos, vel))
+    failed: list[tuple[int, str]] = []
     for i in slow:  # odd payloads: rosbags, one at a time
-        msg = deserialize(raws[i])
+        try:
+            msg = deserialize(raws[i])
+        except Exception as e:  # a corrupt payload: rosbags raises several types
+            failed.append((int(i), f"{type(e).__name__}: {e}"))
+            continue
         stamps[i] = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         vel = np.asarray(msg.velocity, dtype=np.float64)[None] if len(msg.velocity) else None
         groups.append((np.array([i]), list(msg.name), np.asarray(msg.position, np.float64)[None], vel))
-    return Decoded(stamps, groups, len(slow))
+    return Decoded(stamps, groups, len(slow), sorted(failed))
 
 
 def _view(buf: np.ndarray, offset: int, count: int, dtype: str) -> np.ndarray:
@@ -161,10 +168,13 @@ def _agrees(
 ) -> bool:
     """rosbags' decoding of the group's first and last payloads equals the batch decoding."""
     for k in {0, len(idx) - 1}:
-        msg = deserialize(raws[idx[k]])
-        if list(msg.name) != names or not np.array_equal(np.asarray(msg.position), pos[k]):
+        try:
+            msg = deserialize(raws[idx[k]])
+        except Exception:  # a corrupt payload: the group is decoded one by one, which finds it
             return False
-        if vel is not None and not np.array_equal(np.asarray(msg.velocity), vel[k]):
+        if list(msg.name) != names or not np.array_equal(np.asarray(msg.position), pos[k], equal_nan=True):
+            return False
+        if vel is not None and not np.array_equal(np.asarray(msg.velocity), vel[k], equal_nan=True):
             return False
         if (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec)) != (sec[k], nsec[k]):
             return False

@@ -4,34 +4,33 @@ rosbag2 (sqlite3, MCAP) and ROS 1 bags are read with ``rosbags``' AnyReader; cus
 types are decoded from the definitions stored in the bag (ROS 1 connections, MCAP schemas).
 JointState is matched by joint name, never by index. Stamps that go backwards or repeat are
 counted and reported (``StampIssues``), then the series are sorted; nothing is dropped silently.
-A bag that breaks off part way yields what it holds and ``skipped`` says what was lost.
+A log that does not open as it is is salvaged, a damaged stretch is read past, a corrupt
+message is skipped (``deploy.logs.scan``, ``deploy.logs.corrupt``); ``skipped`` says what was lost.
+Each mapped topic's measured rate and largest gap are in ``rates`` (``deploy.logs.rates``).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader
 
 from deploy.logs import messages as m
+from deploy.logs.commands import command_events, get_field
+from deploy.logs.corrupt import Corrupt, decode, isolated_out_of_range
+from deploy.logs.errors import LogError
+from deploy.logs.joint_series import joint_series
 from deploy.logs.joint_state_batch import Decoded
 from deploy.logs.joint_state_batch import decode as batch_decode
 from deploy.logs.mapping import UNIT_SCALE, LogMapping
-from deploy.logs.read import LogError, Series
-from deploy.logs.salvage import (
-    is_ros1,
-    mcap_file,
-    salvage_mcap,
-    salvage_ros1,
-    salvage_sqlite,
-    sqlite_without_metadata,
-)
+from deploy.logs.rates import MeasuredRate, measured_rate
+from deploy.logs.scan import open_log, scan
+from deploy.logs.series import Series
+
+COMMAND_BOUND = 2 * np.pi + 0.1  # rad: a target beyond this is in degrees (or corrupt, if alone)
 
 
 @dataclass
@@ -58,13 +57,20 @@ class MappedLog:
     joint_pos: Series  # (N, J)
     joint_vel: Series  # (N, J)
     velocity_estimated: bool
-    command: Series | None  # (M, J) latest target per joint at each command message; NaN: none yet
+    command: Series | None  # (M, J) latest target per joint at each command event; NaN: none yet
     commanded: np.ndarray  # (J,) bool: joints the log commands at least once
     extras: dict[str, Series]  # name -> (K, J) NaN where a joint was absent from a message
     topics: dict[str, str]  # every topic in the log -> its message type
     stamps: dict[str, StampIssues]
     skipped: list[str]  # what could not be read or used, in words
     limit_excursions: dict[str, dict[str, float]]  # joint -> {samples, worst_rad} beyond its limits
+    rates: dict[str, MeasuredRate] = field(default_factory=dict)  # mapped topic -> measured rate
+    corrupt: dict[str, int] = field(default_factory=dict)  # topic -> corrupt messages skipped
+
+    @property
+    def joint_rate(self) -> MeasuredRate:
+        """The measured rate of the joint states."""
+        return next(iter(self.rates.values()))
 
 
 def read_mapped(
@@ -76,9 +82,9 @@ def read_mapped(
 ) -> MappedLog:
     """Read ``path`` through ``mapping`` for a robot with ``joint_names`` and position limits (rad)."""
     path, names = Path(path), list(joint_names)
-    if not path.exists():
-        raise LogError(f"log {path}: no such file or folder")
-    rows, joint_rows, topics, skipped = _read_rows(path, mapping)
+    skipped: list[str] = []
+    corrupt = Corrupt()
+    rows, joint_rows, topics, listed = _read_rows(path, mapping, skipped, corrupt)
     js = mapping.joint_states
     if js.topic not in topics:
         raise LogError(
@@ -87,30 +93,54 @@ def read_mapped(
     if topics[js.topic] != m.JOINT_STATE:
         raise LogError(f"log {path}: {js.topic} is {topics[js.topic]}, not {m.JOINT_STATE}")
     if joint_rows is None or not len(joint_rows[0]):
-        raise LogError(f"log {path}: topic {js.topic} holds no readable message")
+        lost = (
+            f"; the log lists {listed[js.topic]} and none could be read: {skipped}"
+            if listed[js.topic]
+            else ""
+        )
+        raise LogError(f"log {path}: topic {js.topic} holds no readable message{lost}")
     stamps = {t: _stamp_issues(t, np.array([s for s, _ in r], dtype=np.int64)) for t, r in rows.items()}
-    stamps[js.topic] = _stamp_issues(js.topic, joint_rows[0])
-    pos, vel, estimated = _joint_states(path, joint_rows, names, mapping)
+    series = joint_series(path, *joint_rows, names, js, corrupt, skipped)
+    stamps[js.topic] = _stamp_issues(js.topic, series.recorded)
+    pos, vel = series.pos, series.vel
+    rates = {js.topic: measured_rate(js.topic, pos.stamps)}
     excursions = _check_units(path, js.topic, names, pos.values, np.asarray(pos_min), np.asarray(pos_max))
     command, commanded = None, np.zeros(len(names), dtype=bool)
     if mapping.command is not None:
-        if mapping.command.topic not in topics:
+        cmd = mapping.command
+        if cmd.topic not in topics:
             raise LogError(
-                f"log {path}: no command topic {mapping.command.topic} (mapping {mapping.source}); "
+                f"log {path}: no command topic {cmd.topic} (mapping {mapping.source}); "
                 f"topics: {sorted(topics)}"
             )
-        command, commanded = _commands(path, rows.get(mapping.command.topic, []), names, mapping, skipped)
-        if mapping.command.uncommanded == "error" and not commanded.all():
+        command, commanded = _commands(path, rows.get(cmd.topic, []), names, mapping, skipped, corrupt)
+        if command is not None:
+            rates[cmd.topic] = measured_rate(cmd.topic, np.array([t for t, _ in rows[cmd.topic]]))
+        if cmd.uncommanded == "error" and not commanded.all():
             missing = [n for n, c in zip(names, commanded, strict=True) if not c]
-            raise LogError(f"log {path}: {mapping.command.topic} never commands joint(s) {missing}")
+            raise LogError(f"log {path}: {cmd.topic} never commands joint(s) {missing}")
     extras = {}
     for ex in mapping.extras:
         if ex.topic not in topics:
             skipped.append(f"extra {ex.name!r}: topic {ex.topic} is not in the log")
             continue
-        extras[ex.name] = _extra(rows.get(ex.topic, []), names, ex.names_field, ex.values_field)
+        extras[ex.name] = _extra(rows.get(ex.topic, []), names, mapping, ex.names_field, ex.values_field)
+    skipped.extend(corrupt.notes())
     return MappedLog(
-        path, names, pos, vel, estimated, command, commanded, extras, topics, stamps, skipped, excursions
+        path,
+        names,
+        pos,
+        vel,
+        series.estimated,
+        command,
+        commanded,
+        extras,
+        topics,
+        stamps,
+        skipped,
+        excursions,
+        rates,
+        corrupt.to_dict(),
     )
 
 
@@ -118,10 +148,11 @@ JointRows = tuple[np.ndarray, Decoded]  # stamps (N,) ns in recording order, dec
 
 
 def _read_rows(
-    path: Path, mapping: LogMapping
-) -> tuple[dict[str, list[tuple[int, Any]]], JointRows | None, dict[str, str], list[str]]:
+    path: Path, mapping: LogMapping, skipped: list[str], corrupt: Corrupt
+) -> tuple[dict[str, list[tuple[int, Any]]], JointRows | None, dict[str, str], dict[str, int]]:
     """(stamp ns, message) per wanted topic in recording order, the joint states decoded in a
-    batch (``deploy.logs.joint_state_batch``), every topic's type, and what was skipped."""
+    batch (``deploy.logs.joint_state_batch``), every topic's type, and the messages the log
+    lists per topic."""
     js_topic = mapping.joint_states.topic
     wanted = {js_topic} | {e.topic for e in mapping.extras}
     if mapping.command is not None:
@@ -130,67 +161,34 @@ def _read_rows(
     raws: list[bytes] = []
     log_times: list[int] = []
     joint_rows = None
-    skipped: list[str] = []
-    reader, salvaged = _open(path, skipped)
-    try:
+    with open_log(path, skipped) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
         conns = [c for c in reader.connections if c.topic in wanted]
-        count = 0
-        try:
-            for conn, t_ns, raw in reader.messages(connections=conns):
-                if conn.topic == js_topic and conn.msgtype == m.JOINT_STATE:
-                    raws.append(raw)
-                    log_times.append(t_ns)
-                else:
-                    msg = reader.deserialize(raw, conn.msgtype)
-                    rows.setdefault(conn.topic, []).append((_stamp(msg, t_ns), msg))
-                count += 1
-        except Exception as e:  # a truncated or corrupt chunk: keep what came before it
-            expected = sum(c.msgcount for c in conns)
-            skipped.append(
-                f"reading stopped after {count} of {expected} messages on the mapped topics "
-                f"({type(e).__name__}: {e}); the rest of the log is skipped"
-            )
+        listed = {t: sum(c.msgcount for c in conns if c.topic == t) for t in wanted}
+        _check_types(path, reader, conns)
+        seen: dict[str, int] = {}
+        for conn, t_ns, raw in scan(reader, conns, skipped):
+            i = seen[conn.topic] = seen.get(conn.topic, -1) + 1
+            if conn.topic == js_topic and conn.msgtype == m.JOINT_STATE:
+                raws.append(raw)
+                log_times.append(t_ns)
+            elif (msg := decode(reader, conn, raw, i, corrupt)) is not None:
+                rows.setdefault(conn.topic, []).append((_stamp(msg, t_ns), msg))
         if raws:
             decoded = batch_decode(raws, not reader.is2, lambda raw: reader.deserialize(raw, m.JOINT_STATE))
             t_log = np.array(log_times, dtype=np.int64)
             joint_rows = (np.where(decoded.stamps != 0, decoded.stamps, t_log), decoded)
-    finally:
-        reader.close()
-        if salvaged is not None:
-            shutil.rmtree(salvaged, ignore_errors=True)
-    return rows, joint_rows, topics, skipped
+    return rows, joint_rows, topics, listed
 
 
-def _open(path: Path, skipped: list[str]) -> tuple[AnyReader, Path | None]:
-    """An open reader for ``path``; an MCAP without its footer or a ROS 1 bag without its index
-    is read from a salvaged copy (``deploy.logs.salvage``), and ``skipped`` says so."""
-    try:
-        reader = AnyReader([path], default_typestore=m.TYPESTORE)
-        reader.open()
-        return reader, None
-    except Exception as e:  # rosbags raises several types for unreadable files
-        error = f"{type(e).__name__}: {e}"
-    mcap, db = mcap_file(path), sqlite_without_metadata(path)
-    if mcap is None and db is None and not is_ros1(path):
-        raise LogError(f"log {path}: cannot open ({error})")
-    try:
-        if mcap is not None:
-            salvaged = salvage_mcap(mcap)
-        else:
-            salvaged = salvage_sqlite(db) if db is not None else salvage_ros1(path)
-        reader = AnyReader([salvaged.log or salvaged.folder], default_typestore=m.TYPESTORE)
-        reader.open()
-    except Exception as e2:
-        raise LogError(
-            f"log {path}: cannot open ({error}); salvaging failed too ({type(e2).__name__}: {e2})"
-        ) from None
-    if salvaged.recovered == 0:
-        reader.close()
-        shutil.rmtree(salvaged.folder, ignore_errors=True)
-        raise LogError(f"log {path}: cannot open ({error}); no complete message to salvage")
-    skipped.append(salvaged.note)
-    return reader, salvaged.folder
+def _check_types(path: Path, reader: Any, conns: list[Any]) -> None:
+    """A mapped topic whose type neither the log defines nor ``rosbags`` knows raises ``LogError``."""
+    for c in conns:
+        if c.msgtype not in reader.typestore.types:
+            raise LogError(
+                f"log {path}: topic {c.topic} is {c.msgtype}, a type the log stores no definition of "
+                f"(a ROS 2 Humble sqlite3 bag stores none) and which is not a standard ROS 2 type"
+            )
 
 
 def _stamp(msg: Any, t_ns: int) -> int:
@@ -215,37 +213,6 @@ def _stamp_issues(topic: str, s: np.ndarray) -> StampIssues:
     return issues
 
 
-def _joint_states(
-    path: Path, rows: JointRows, names: list[str], mapping: LogMapping
-) -> tuple[Series, Series, bool]:
-    js = mapping.joint_states
-    wanted = [js.name_of(n) for n in names]
-    stamps, decoded = rows
-    n, nj = len(stamps), len(names)
-    pos, vel = np.empty((n, nj)), np.full((n, nj), np.nan)
-    for idx, msg_names, p, v in decoded.groups:
-        index = {name: k for k, name in enumerate(msg_names)}
-        missing = [w for w in wanted if w not in index]
-        if missing:
-            raise LogError(
-                f"log {path}: joint(s) {missing} missing from {js.topic} at message {int(idx.min())} "
-                f"(it has {list(msg_names)})"
-            )
-        cols = [index[w] for w in wanted]
-        pos[idx] = p[:, cols]
-        if v is not None and v.shape[1] == len(msg_names):
-            vel[idx] = v[:, cols]
-    pos *= UNIT_SCALE[js.position_unit]
-    vel *= UNIT_SCALE[js.velocity_unit]
-    order = np.argsort(stamps, kind="stable")
-    s, p, v = stamps[order], pos[order], vel[order]
-    estimated = bool(np.all(np.isnan(v)))
-    if estimated and n > 1:
-        t = (s - s[0]).astype(np.float64) / 1e9
-        v = np.gradient(p, t + np.arange(n) * 1e-12, axis=0)  # the tiny ramp guards duplicated stamps
-    return Series(s, p), Series(s, v), estimated
-
-
 def _check_units(
     path: Path, topic: str, names: list[str], q: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> dict[str, dict[str, float]]:
@@ -268,69 +235,61 @@ def _check_units(
 
 
 def _commands(
-    path: Path, rows: list[tuple[int, Any]], names: list[str], mapping: LogMapping, skipped: list[str]
+    path: Path,
+    rows: list[tuple[int, Any]],
+    names: list[str],
+    mapping: LogMapping,
+    skipped: list[str],
+    corrupt: Corrupt,
 ) -> tuple[Series | None, np.ndarray]:
     cmd = mapping.command
     assert cmd is not None
-    col = {n: j for j, n in enumerate(names)}
-    ignored: Counter[str] = Counter()
-    events = np.full((len(rows), len(names)), np.nan)
-    stamps = np.array([t for t, _ in rows], dtype=np.int64)
-    for i, (_, msg) in enumerate(rows):
-        if cmd.kind == "single":
-            joint, value = str(_get(msg, cmd.name_field)), float(_get(msg, cmd.value_field))
-            pairs = [(joint, value)]
-        elif cmd.kind == "array":
-            values = np.asarray(_get(msg, cmd.value_field), dtype=np.float64)
-            if values.size != len(cmd.joints):
-                raise LogError(
-                    f"log {path}: {cmd.topic} message {i} has {values.size} values, "
-                    f"command.joints names {len(cmd.joints)}"
-                )
-            pairs = list(zip(cmd.joints, values, strict=True))
-        else:  # joint_state
-            pairs = list(zip(msg.name, msg.position, strict=False))
-        for joint, value in pairs:
-            if joint in col:
-                events[i, col[joint]] = value
-            else:
-                ignored[joint] += 1
-    for joint, k in sorted(ignored.items()):
-        skipped.append(f"{k} command(s) on {cmd.topic} for joint {joint!r}, which the robot does not have")
-    if not len(rows):
+    if not rows:
         skipped.append(f"command topic {cmd.topic} has no readable message")
         return None, np.zeros(len(names), dtype=bool)
-    events *= UNIT_SCALE[cmd.unit]
-    order = np.argsort(stamps, kind="stable")
-    held = _ffill(events[order])
+    events = command_events(path, rows, names, mapping)
+    for joint, k in sorted(events.ignored.items()):
+        skipped.append(f"{k} command(s) on {cmd.topic} for joint {joint!r}, which the robot does not have")
+    skipped.extend(events.notes)
+    values = events.values * UNIT_SCALE[cmd.unit]
+    if not np.any(~np.isnan(values)):
+        seen = sorted(events.ignored)
+        robot = {n: mapping.joint_states.name_of(n) for n in names}
+        raise LogError(
+            f"log {path}: none of the {len(rows)} messages on {cmd.topic} commands a joint of the robot "
+            f"(they name {seen[:12]}; the robot's joints are named {robot} in the log, by joint_states.names "
+            f"of mapping {mapping.source}); check command.kind, command.joints and the renames"
+        )
+    order = np.argsort(events.stamps, kind="stable")
+    stamps, values, source = events.stamps[order], values[order], events.messages[order]
+    for j, name in enumerate(names):
+        has = np.flatnonzero(~np.isnan(values[:, j]))
+        for k in has[isolated_out_of_range(values[has, j], COMMAND_BOUND)]:
+            corrupt.add(cmd.topic, f"message {source[k]}: command {values[k, j]:.4g} for joint {name!r}")
+            values[k, j] = np.nan
+    commanded = ~np.all(np.isnan(values), axis=0)
+    held = _ffill(values)
     worst = np.nanmax(np.abs(held), axis=0, initial=0.0)
     for j, name in enumerate(names):
-        if worst[j] > 2 * np.pi + 0.1:
+        if worst[j] > COMMAND_BOUND:
             raise LogError(
                 f"log {path}: command for joint {name!r} on {cmd.topic} reaches {worst[j]:.4g}: "
                 f"looks like degrees; set command.unit: deg in the mapping"
             )
-    return Series(stamps[order], held), ~np.all(np.isnan(events), axis=0)
+    return Series(stamps, held), commanded
 
 
-def _extra(rows: list[tuple[int, Any]], names: list[str], names_field: str, values_field: str) -> Series:
+def _extra(
+    rows: list[tuple[int, Any]], names: list[str], mapping: LogMapping, names_field: str, values_field: str
+) -> Series:
     col = {n: j for j, n in enumerate(names)}
     out = np.full((len(rows), len(names)), np.nan)
     for i, (_, msg) in enumerate(rows):
-        for joint, value in zip(_get(msg, names_field), _get(msg, values_field), strict=False):
-            if joint in col:
-                out[i, col[joint]] = float(value)
+        for joint, value in zip(get_field(msg, names_field), get_field(msg, values_field), strict=False):
+            robot = mapping.robot_joint(str(joint))
+            if robot in col:
+                out[i, col[robot]] = float(value)
     return Series(np.array([t for t, _ in rows], dtype=np.int64), out)
-
-
-def _get(msg: Any, dotted: str) -> Any:
-    """``msg.a.b`` for ``dotted = "a.b"``; a missing field raises ``LogError`` naming it."""
-    value = msg
-    for part in dotted.split("."):
-        if not hasattr(value, part):
-            raise LogError(f"message {msg.__msgtype__} has no field {dotted!r}")
-        value = getattr(value, part)
-    return value
 
 
 def _ffill(a: np.ndarray) -> np.ndarray:

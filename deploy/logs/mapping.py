@@ -2,14 +2,14 @@
 
 A mapping is a YAML file (``configs/replay/*.yaml``), read without Hydra so it works on a robot:
 
-    robot: widowx_reach                      # task whose spec (joints, limits, rate) the log feeds
+    robot: widowx_reach                      # a task, or a robot config (panda, my_arm.yaml): its spec
     joint_states:
       topic: /wx200/joint_states             # sensor_msgs/JointState, matched by joint NAME
       names: {waist: waist}                  # contract joint -> name in the message (default: same)
       position_unit: rad                     # rad | deg
     command:
       topic: /wx200/commands/joint_single
-      kind: single                           # single | array | joint_state
+      kind: single                           # single | array | joint_state | trajectory
       name_field: name                       # single: field naming the joint
       value_field: cmd                       # single: the value; array: the list of values
       joints: []                             # array: the joint each list entry commands, in order
@@ -18,9 +18,16 @@ A mapping is a YAML file (``configs/replay/*.yaml``), read without Hydra so it w
     extras:                                  # per-joint side channels kept for reports
       - {name: temperature, topic: /wx200/temperatures/joint_group, names_field: names,
          values_field: temps, unit: degC}
-    resample: {rate_hz: null, max_gap_s: 0.1}  # null: the policy rate
+    resample: {rate_hz: null, max_gap_s: 0.1}  # null: the policy rate (see ResampleSpec)
 
-Every unknown or missing key raises ``MappingError`` naming the file and the key.
+Joint names in the log's messages (joint states and every command kind) are renamed to the
+robot's by ``joint_states.names``; ``command.joints`` may name the log's joints or the robot's.
+``kind: trajectory`` reads ``trajectory_msgs/JointTrajectory`` (``deploy.logs.commands``).
+
+Every unknown or missing key raises ``MappingError`` naming the file and the key. ``robot`` is a
+registered task on its own arm (``widowx_reach``) or a robot config (``configs/robot/<name>.yaml``
+or a YAML path, relative paths from the mapping's folder): the log then feeds ``reach`` on that arm
+(``sim.robot_env.make_robot_env``).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 UNIT_SCALE = {"rad": 1.0, "deg": math.pi / 180.0, "rad/s": 1.0, "deg/s": math.pi / 180.0}
-COMMAND_KINDS = ("single", "array", "joint_state")
+COMMAND_KINDS = ("single", "array", "joint_state", "trajectory")
 
 
 class MappingError(ValueError):
@@ -58,10 +65,11 @@ class CommandSource:
     """Where the commands the robot was sent come from (position targets)."""
 
     topic: str
-    kind: str = "single"  # single: one joint per message; array: a list; joint_state: by name
+    kind: str = "single"  # single: one joint per message; array: a list; joint_state: by name;
+    # trajectory: trajectory_msgs/JointTrajectory, each point's positions at its time_from_start
     name_field: str = "name"
     value_field: str = "cmd"
-    joints: tuple[str, ...] = ()  # array: contract joint of each list entry, in order
+    joints: tuple[str, ...] = ()  # array: the joint of each list entry (log's or robot's name), in order
     unit: str = "rad"  # rad | deg
     uncommanded: str = "measured"  # a joint never commanded: its measured position, or an error
 
@@ -81,7 +89,9 @@ class ExtraSource:
 class ResampleSpec:
     """Resampling to the policy rate by sample-and-hold."""
 
-    rate_hz: float | None = None  # None: the robot's control rate
+    # None: the robot's control rate. spine-replay --mapping evaluates at it; spine-log-sim replays
+    # at it unless --rate says otherwise; spine-log-dataset refuses any rate but the task's own.
+    rate_hz: float | None = None
     max_gap_s: float = 0.1  # a tick whose latest joint state is older than this is in a gap
 
 
@@ -95,6 +105,21 @@ class LogMapping:
     extras: tuple[ExtraSource, ...] = ()
     resample: ResampleSpec = field(default_factory=ResampleSpec)
     source: str = "mapping"  # where it was read from, for error messages
+
+    def robot_joint(self, log_name: str) -> str | None:
+        """The robot joint a joint name in the log stands for (``joint_states.names`` renames
+        it); None for a log joint that a rename moved elsewhere (it is not that robot joint)."""
+        names = self.joint_states.names
+        for robot, logged in names.items():
+            if logged == log_name:
+                return robot
+        return None if log_name in names else log_name
+
+    def command_joints(self) -> tuple[str, ...]:
+        """``command.joints`` as robot joint names (each entry is a log name or a robot name)."""
+        assert self.command is not None
+        names = self.joint_states.names
+        return tuple(j if j in names else (self.robot_joint(j) or j) for j in self.command.joints)
 
 
 def load_mapping(path: Path | str) -> LogMapping:
@@ -123,6 +148,7 @@ def mapping_from_dict(data: dict[str, Any], source: str = "mapping") -> LogMappi
             raise MappingError(f"{source}: command.kind {command.kind!r} is not one of {COMMAND_KINDS}")
         if command.kind == "array" and not command.joints:
             raise MappingError(f"{source}: command.kind 'array' needs command.joints (one name per entry)")
+        _check_joints(command.joints, joint_states.names, f"{source}: command.joints")
         if command.uncommanded not in ("measured", "error"):
             raise MappingError(f"{source}: command.uncommanded must be 'measured' or 'error'")
         _unit(command.unit, f"{source}: command.unit")
@@ -135,13 +161,20 @@ def mapping_from_dict(data: dict[str, Any], source: str = "mapping") -> LogMappi
     if resample.max_gap_s <= 0 or (resample.rate_hz is not None and resample.rate_hz <= 0):
         raise MappingError(f"{source}: resample.rate_hz and resample.max_gap_s must be > 0")
     return LogMapping(
-        robot=str(top["robot"]),
+        robot=_robot_path(str(top["robot"]), source),
         joint_states=joint_states,
         command=command,
         extras=extras,
         resample=resample,
         source=source,
     )
+
+
+def _robot_path(robot: str, source: str) -> str:
+    """A relative robot YAML path is relative to the mapping file's folder."""
+    if robot.endswith((".yaml", ".yml")) and not Path(robot).is_absolute() and Path(source).is_file():
+        return str(Path(source).parent / robot)
+    return robot
 
 
 def _take(cls: type, data: Any, where: str, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
@@ -157,6 +190,21 @@ def _take(cls: type, data: Any, where: str, skip: frozenset[str] | set[str] = fr
     if missing:
         raise MappingError(f"{where}: missing key(s) {missing}")
     return dict(data)
+
+
+def _check_joints(joints: tuple[str, ...], names: dict[str, str], where: str) -> None:
+    """An entry that is a robot joint renamed to another log name and also another robot
+    joint's log name is ambiguous (e.g. names: {a: b, b: a}); so is a repeated entry."""
+    for j in joints:
+        others = [robot for robot, logged in names.items() if logged == j and robot != j]
+        if j in names and names[j] != j and others:
+            raise MappingError(
+                f"{where}: {j!r} is both the robot joint {j!r} (named {names[j]!r} in the log) and the "
+                f"log's name for robot joint {others[0]!r}; name each entry once, as the robot does"
+            )
+    repeated = sorted({j for j in joints if joints.count(j) > 1})
+    if repeated:
+        raise MappingError(f"{where}: joint(s) {repeated} named more than once")
 
 
 def _unit(unit: str, where: str) -> None:

@@ -1,40 +1,36 @@
-"""Read a robot log (rosbag2 sqlite3 / MCAP, ROS 1 bag) into per-topic time series.
+"""Read a Spine log (``spine-run``'s, or the bag ``spine-stack`` records) into per-topic series.
 
 JointState is matched by joint name, never by index. Messages with a header are stamped by
-``header.stamp``; others (Float64MultiArray) by the time the bag recorded them.
+``header.stamp``; others (Float64MultiArray) by the time the bag recorded them. A log that does
+not open as it is (cut short, no ``metadata.yaml``) is salvaged, a damaged stretch is read
+past, a corrupt message is skipped (``deploy.logs.scan``, ``deploy.logs.corrupt``);
+``RunLog.skipped`` says what was lost. ``/diagnostics`` carries statuses from several nodes:
+the episode is read from any status that has an ``episode`` value (``spine/safety`` in a
+``spine-run`` log, ``spine/sim_robot`` in a stack's), the safety stages from ``spine/safety``'s
+``stages``; statuses without them (every other node's) are not read as missing values.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader
 
 from deploy.logs import messages as m
+from deploy.logs.corrupt import Corrupt, decode
+from deploy.logs.errors import LogError
+from deploy.logs.joint_series import joint_series
+from deploy.logs.joint_state_batch import decode as batch_decode
+from deploy.logs.mapping import JointStateSource
+from deploy.logs.rates import MeasuredRate, measured_rate
+from deploy.logs.scan import open_log, scan
+from deploy.logs.series import Series
 
-
-class LogError(ValueError):
-    """The log cannot be read as asked; the message names the file, topic or joint."""
-
-
-@dataclass
-class Series:
-    """``values[i]`` was observed at ``stamps[i]`` (ns)."""
-
-    stamps: np.ndarray  # (N,) int64 ns
-    values: np.ndarray  # (N, D) float64
-
-    def __len__(self) -> int:
-        return len(self.stamps)
-
-    def hold(self, stamp: int) -> np.ndarray | None:
-        """Sample-and-hold: the latest value at or before ``stamp`` (None before the first)."""
-        i = int(np.searchsorted(self.stamps, stamp, side="right")) - 1
-        return None if i < 0 else self.values[i]
+__all__ = ["LogError", "RunLog", "Series", "read_log"]
 
 
 @dataclass
@@ -53,63 +49,52 @@ class RunLog:
     episode: Series | None = None
     stages: Series | None = None
     topics: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # what could not be read or used, in words
+    joint_rate: MeasuredRate | None = None  # the joint states' measured rate and largest gap
 
 
 def read_log(path: Path, joint_names: Sequence[str]) -> RunLog:
     """Read ``path`` for the robot's ``joint_names``; a missing topic or joint raises LogError."""
     path = Path(path)
-    if not path.exists():
-        raise LogError(f"log {path}: no such file or folder")
+    skipped: list[str] = []
+    corrupt = Corrupt()
     rows: dict[str, list[tuple[int, Any]]] = {}
-    try:
-        with AnyReader([path], default_typestore=m.TYPESTORE) as reader:
-            topics = {c.topic: c.msgtype for c in reader.connections}
-            wanted = [c for c in reader.connections if _TYPES.get(c.topic) == c.msgtype]
-            for conn, t_ns, raw in reader.messages(connections=wanted):
-                msg = reader.deserialize(raw, conn.msgtype)
+    raws, log_times = [], []
+    with open_log(path, skipped) as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        wanted = [c for c in reader.connections if _TYPES.get(c.topic) == c.msgtype]
+        seen: dict[str, int] = {}
+        for conn, t_ns, raw in scan(reader, wanted, skipped):
+            i = seen[conn.topic] = seen.get(conn.topic, -1) + 1
+            if conn.topic == m.TOPIC_JOINT_STATES:
+                raws.append(raw)
+                log_times.append(t_ns)
+            elif (msg := decode(reader, conn, raw, i, corrupt)) is not None:
                 rows.setdefault(conn.topic, []).append((t_ns, msg))
-    except LogError:
-        raise
-    except Exception as e:  # rosbags raises several types for unreadable files
-        raise LogError(f"log {path}: cannot read ({type(e).__name__}: {e})") from None
-    if m.TOPIC_JOINT_STATES not in rows:
+        decoded = batch_decode(raws, not reader.is2, lambda raw: reader.deserialize(raw, m.JOINT_STATE))
+    if not raws:
         raise LogError(f"log {path}: no {m.TOPIC_JOINT_STATES} ({m.JOINT_STATE}); topics: {topics}")
-    pos, vel, estimated = _joint_series(path, rows[m.TOPIC_JOINT_STATES], list(joint_names))
-    log = RunLog(path, list(joint_names), pos, vel, estimated, topics=topics)
-    for topic, (_, attr, decode) in _DECODERS.items():
+    stamps = np.where(decoded.stamps != 0, decoded.stamps, np.array(log_times, dtype=np.int64))
+    js = JointStateSource(m.TOPIC_JOINT_STATES)
+    series = joint_series(path, stamps, decoded, list(joint_names), js, corrupt, skipped)
+    log = RunLog(path, list(joint_names), series.pos, series.vel, series.estimated, topics=topics)
+    log.joint_rate = measured_rate(m.TOPIC_JOINT_STATES, series.pos.stamps)
+    for topic, (_, attr, decoder) in _DECODERS.items():
         if topic != m.TOPIC_JOINT_STATES and topic in rows:
-            setattr(log, attr, _series([decode(msg, t) for t, msg in rows[topic]]))
+            setattr(log, attr, _series([decoder(msg, t) for t, msg in rows[topic]]))
     if m.TOPIC_DIAGNOSTICS in rows:
         diag = rows[m.TOPIC_DIAGNOSTICS]
-        log.episode = _series([_diag("episode")(msg, t) for t, msg in diag])
-        log.stages = _series([_diag("stages")(msg, t) for t, msg in diag])
+        log.episode = _series([x for t, msg in diag if (x := _diag(msg, t, "episode", None)) is not None])
+        log.stages = _series(
+            [x for t, msg in diag if (x := _diag(msg, t, "stages", m.SAFETY_STATUS)) is not None]
+        )
+    log.skipped = skipped + corrupt.notes()
     return log
 
 
-def _joint_series(path: Path, msgs: list[tuple[int, Any]], names: list[str]) -> tuple[Series, Series, bool]:
-    stamps, pos, vel = [], [], []
-    for t_ns, msg in msgs:
-        index = {n: i for i, n in enumerate(msg.name)}
-        missing = [n for n in names if n not in index]
-        if missing:
-            raise LogError(
-                f"log {path}: joint(s) {missing} missing from {m.TOPIC_JOINT_STATES} (has {list(msg.name)})"
-            )
-        idx = [index[n] for n in names]
-        stamps.append(m.stamp_ns(msg) or t_ns)
-        pos.append(np.asarray(msg.position, dtype=np.float64)[idx])
-        v = np.asarray(msg.velocity, dtype=np.float64)
-        vel.append(v[idx] if v.size == len(msg.name) else np.full(len(names), np.nan))
-    order = np.argsort(np.asarray(stamps), kind="stable")
-    s = np.asarray(stamps, dtype=np.int64)[order]
-    p, v = np.asarray(pos)[order], np.asarray(vel)[order]
-    estimated = bool(np.all(np.isnan(v)))
-    if estimated and len(s) > 1:
-        v = np.gradient(p, s.astype(np.float64) / 1e9, axis=0)
-    return Series(s, p), Series(s, v), estimated
-
-
-def _series(items: list[tuple[int, np.ndarray]]) -> Series:
+def _series(items: list[tuple[int, np.ndarray]]) -> Series | None:
+    if not items:
+        return None
     items.sort(key=lambda x: x[0])
     return Series(
         np.array([t for t, _ in items], dtype=np.int64),
@@ -125,15 +110,20 @@ def _array(msg: Any, t_ns: int) -> tuple[int, np.ndarray]:
     return t_ns, np.asarray(msg.data, dtype=np.float64)
 
 
-def _diag(key: str) -> Any:
-    def decode(msg: Any, t_ns: int) -> tuple[int, np.ndarray]:
-        for status in msg.status:
-            if status.name == m.SAFETY_STATUS:
-                values = {kv.key: kv.value for kv in status.values}
-                return m.stamp_ns(msg) or t_ns, np.array([float(values.get(key, "nan"))])
-        return m.stamp_ns(msg) or t_ns, np.array([np.nan])
-
-    return decode
+def _diag(msg: Any, t_ns: int, key: str, status_name: str | None) -> tuple[int, np.ndarray] | None:
+    """(stamp, [value]) of ``key`` in the first status (named ``status_name``, if given) that has
+    it as a finite number; None when no status of this message does."""
+    for status in msg.status:
+        if status_name is not None and status.name != status_name:
+            continue
+        values = {kv.key: kv.value for kv in status.values}
+        try:
+            value = float(values[key])
+        except (KeyError, ValueError):
+            continue
+        if math.isfinite(value):
+            return m.stamp_ns(msg) or t_ns, np.array([value])
+    return None
 
 
 # topic -> (message type, RunLog attribute, decoder(msg, log time) -> (stamp ns, values))

@@ -1,6 +1,7 @@
 """Recover the readable part of a log that a recorder left without its index (the recorder was
-killed, the disk filled, the copy was cut short): an MCAP file without its summary and footer, or
-a ROS 1 bag without its index (a ``.bag.active`` file, a truncated ``.bag``).
+killed, the disk filled, the copy was cut short): an MCAP file without its summary and footer, a
+rosbag2 folder without ``metadata.yaml``, or a ROS 1 bag without its index (a ``.bag.active``
+file, a truncated ``.bag``).
 
 ROS 1: the bag is a sequence of records (header length, header fields, data length, data); the
 connection and message records of every complete chunk (and the complete records of a cut
@@ -8,18 +9,26 @@ uncompressed chunk) are written again with ``rosbags``' ROS 1 writer, which buil
 
 MCAP: the ``mcap`` package's stream reader walks the records before the break; they are copied
 byte for byte to a temporary rosbag2 folder with a footer that says "no summary", plus a
-``metadata.yaml`` built from the channels found; ``rosbags`` then reads that copy by scanning it.
+``metadata.yaml`` built from the channels found (types, QoS profiles and type hashes as the
+channels hold them); ``rosbags`` then reads that copy by scanning it.
 Of a chunk cut by the break, the records held in full by the part of its data before the break
 (decompressed as far as the cut frame goes) are kept; any other record cut by the break is lost,
 and the note says so.
+
+rosbag2 folder without ``metadata.yaml`` (the recorder was killed before closing the bag): its
+storage file is read directly by ``rosbags``, which takes topics, QoS profiles and definitions
+from the file itself (a sqlite3 write-ahead log beside it is merged into a copy first; an MCAP
+without its footer is salvaged as above).
 """
 
 from __future__ import annotations
 
 import bz2
 import io
+import shutil
 import struct
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +38,7 @@ from mcap.opcode import Opcode
 from mcap.records import Chunk, DataEnd, Footer
 from mcap.stream_reader import StreamReader
 from mcap.writer import MCAP0_MAGIC
+from rosbags.interfaces import Connection
 from rosbags.rosbag1 import Writer as Ros1Writer
 from rosbags.rosbag2.storage_mcap import McapReader
 
@@ -52,11 +62,11 @@ _FOOTER = _no_summary_footer()
 class Salvaged:
     """A readable copy of a damaged log: the rosbag2 folder and what was lost."""
 
-    folder: Path
+    folder: Path | None  # temporary folder to remove when done (None: nothing was copied)
     recovered: int  # messages readable in the copy
     expected: int | None  # messages the original metadata.yaml lists, when it has one
     note: str
-    log: Path | None = None  # what to open: the ROS 1 bag file; None: the rosbag2 folder
+    log: Path | None = None  # what to open: a bag or storage file; None: the rosbag2 folder
 
 
 def mcap_file(path: Path) -> Path | None:
@@ -84,10 +94,9 @@ def salvage_mcap(src: Path, workdir: Path | None = None) -> Salvaged:
     finally:
         reader.close()
     counts = stats.channel_message_counts if stats else {}
-    topics = [(c.topic, c.msgtype, counts.get(c.id, 0)) for c in conns]
     count = getattr(stats, "message_count", 0)
     start, end = (stats.start_time, stats.end_time) if count else (0, 0)
-    (folder / "metadata.yaml").write_text(_metadata(out.name, "mcap", topics, start, end))
+    (folder / "metadata.yaml").write_text(_metadata(out.name, "mcap", conns, counts, start, end))
     recovered = stats.message_count if stats else 0
     expected = _recorded_count(src)
     of = f" of the {expected} its metadata.yaml lists" if expected is not None else ""
@@ -95,7 +104,7 @@ def salvage_mcap(src: Path, workdir: Path | None = None) -> Salvaged:
         f"{src}: no valid MCAP footer (truncated or never closed); recovered {recovered} messages{of} "
         f"from its complete records; the incomplete last record and the missing summary are skipped"
     )
-    return Salvaged(folder, recovered, expected, note)
+    return Salvaged(folder, recovered, expected, note, out)
 
 
 class _Exact(io.BytesIO):
@@ -169,66 +178,105 @@ def _recorded_count(src: Path) -> int | None:
         return None
 
 
-def _metadata(name: str, storage: str, topics: list[tuple[str, str, int]], start: int, end: int) -> str:
-    """A rosbag2 ``metadata.yaml`` for one storage file; ``topics``: (name, type, messages)."""
-    rows = "".join(
-        f"  - message_count: {count}\n"
-        f"    topic_metadata:\n"
-        f"      name: {topic}\n"
-        f"      offered_qos_profiles: []\n"
-        f"      serialization_format: cdr\n"
-        f"      type: {msgtype}\n"
-        f"      type_description_hash: ''\n"
-        for topic, msgtype, count in topics
-    )
-    return (
-        "rosbag2_bagfile_information:\n"
-        "  compression_format: ''\n"
-        "  compression_mode: ''\n"
-        f"  duration: {{nanoseconds: {max(0, end - start)}}}\n"
-        f"  message_count: {sum(t[2] for t in topics)}\n"
-        f"  relative_file_paths: [{name}]\n"
-        f"  starting_time: {{nanoseconds_since_epoch: {start}}}\n"
-        f"  storage_identifier: {storage}\n"
-        f"  topics_with_message_count:{chr(10) + rows if rows else ' []' + chr(10)}"
-        "  version: 9\n"
-    )
+def _metadata(
+    name: str, storage: str, conns: Sequence[Connection], counts: dict[int, int], start: int, end: int
+) -> str:
+    """A rosbag2 ``metadata.yaml`` (version 9) for one storage file, with each connection's type,
+    offered QoS profiles and type hash as the storage file holds them: rosbags matches the
+    metadata's topics to the storage's on all three, so a topic whose QoS differed would read empty."""
+    from io import StringIO
+
+    from rosbags.rosbag2.metadata import dump_qos_v9
+    from ruamel.yaml import YAML
+
+    topics = [
+        {
+            "message_count": counts.get(c.id, 0),
+            "topic_metadata": {
+                "name": c.topic,
+                "offered_qos_profiles": dump_qos_v9(list(c.ext.offered_qos_profiles)),
+                "serialization_format": c.ext.serialization_format,
+                "type": c.msgtype,
+                "type_description_hash": c.digest or "",
+            },
+        }
+        for c in conns
+    ]
+    info = {
+        "compression_format": "",
+        "compression_mode": "",
+        "duration": {"nanoseconds": max(0, end - start)},
+        "message_count": sum(t["message_count"] for t in topics),
+        "relative_file_paths": [name],
+        "starting_time": {"nanoseconds_since_epoch": start},
+        "storage_identifier": storage,
+        "topics_with_message_count": topics,
+        "version": 9,
+    }
+    out = StringIO()
+    YAML(typ="safe").dump({"rosbag2_bagfile_information": info}, out)
+    return out.getvalue()
 
 
-def sqlite_without_metadata(path: Path) -> Path | None:
-    """The ``.db3`` of a rosbag2 folder that has one and no ``metadata.yaml``, else None."""
+def storage_without_metadata(path: Path) -> Path | None:
+    """The one storage file (``.db3`` or ``.mcap``) of a rosbag2 folder without ``metadata.yaml``
+    (the recorder was killed before closing the bag), else None."""
     if not path.is_dir() or (path / "metadata.yaml").exists():
         return None
-    files = sorted(path.glob("*.db3"))
+    files = sorted(path.glob("*.db3")) + sorted(path.glob("*.mcap"))
     return files[0] if len(files) == 1 else None
 
 
 def salvage_sqlite(db: Path, workdir: Path | None = None) -> Salvaged:
-    """A readable folder for a sqlite3 rosbag2 whose recorder never wrote ``metadata.yaml``:
-    the metadata is rebuilt from the database's ``topics`` and ``messages`` tables."""
+    """A sqlite3 rosbag2 whose recorder never wrote ``metadata.yaml``, made readable.
+
+    ``rosbags`` reads the ``.db3`` file itself, with each topic's type, serialization format,
+    offered QoS profiles (ROS 2 Humble: integer enums; Jazzy: names) and, from Iron on, message
+    definitions as the database's own tables hold them; a ``metadata.yaml`` rebuilt from other
+    values would not match them. A write-ahead log beside the database (``-wal``: the
+    ``resilient`` storage preset of a recorder that was killed) holds the latest messages; it is
+    merged into a copy first (``rosbags`` opens databases immutable, which ignores it).
+    """
     import sqlite3
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    folder, source, merged = None, db, ""
+    wal = db.with_name(db.name + "-wal")
+    if wal.is_file() and wal.stat().st_size:
+        folder = Path(tempfile.mkdtemp(prefix="spine_salvage_", dir=workdir))
+        source = folder / db.name
+        shutil.copyfile(db, source)
+        shutil.copyfile(wal, folder / wal.name)
+        con = sqlite3.connect(source)
+        try:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+        merged = f"; merged its write-ahead log {wal.name} into a copy"
+    con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
-        names = {i: (n, t) for i, n, t in con.execute("SELECT id, name, type FROM topics")}
-        rows = con.execute(
-            "SELECT topic_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM messages GROUP BY topic_id"
-        ).fetchall()
+        (total,) = con.execute("SELECT COUNT(*) FROM messages").fetchone()
+        (topics,) = con.execute("SELECT COUNT(*) FROM topics").fetchone()
     finally:
         con.close()
-    counts = {tid: n for tid, n, _, _ in rows}
-    topics = [(n, t, counts.get(i, 0)) for i, (n, t) in sorted(names.items())]
-    start = min((r[2] for r in rows), default=0)
-    end = max((r[3] for r in rows), default=0)
-    folder = Path(tempfile.mkdtemp(prefix="spine_salvage_", dir=workdir))
-    (folder / db.name).symlink_to(db.resolve())
-    (folder / "metadata.yaml").write_text(_metadata(db.name, "sqlite3", topics, start, end))
-    total = sum(counts.values())
     note = (
-        f"{db.parent}: no metadata.yaml (the recorder never closed the bag); rebuilt it from "
-        f"{db.name} ({total} messages)"
+        f"{db.parent}: no metadata.yaml (the recorder never closed the bag); read {db.name} directly "
+        f"({total} messages on {topics} topics, types and QoS profiles from its own tables){merged}"
     )
-    return Salvaged(folder, total, None, note)
+    return Salvaged(folder, int(total), None, note, source)
+
+
+def read_storage_directly(path: Path) -> Salvaged:
+    """An intact MCAP file in a rosbag2 folder without ``metadata.yaml``: read as it is
+    (``rosbags`` reads a ``.mcap`` file's channels, QoS profiles and schemas from the file)."""
+    from rosbags.rosbag2 import Reader
+
+    with Reader(path) as reader:
+        total = reader.message_count
+    note = (
+        f"{path.parent}: no metadata.yaml (the recorder never closed the bag, or it was lost); "
+        f"read {path.name} directly ({total} messages, from its own summary)"
+    )
+    return Salvaged(None, total, None, note, path)
 
 
 def is_ros1(path: Path) -> bool:

@@ -2,7 +2,8 @@
 
     spine-replay LOG --bundle B --out O --mapping configs/replay/widowx200.yaml [--start S --end S]
 
-The log is read through its topic mapping, resampled to the policy rate by sample-and-hold,
+The log is read through its topic mapping, resampled to the policy rate (or the mapping's
+``resample.rate_hz``) by sample-and-hold,
 and fed tick by tick to the same ``Controller`` the robot runs. Per joint, the replayed safe
 command (and the raw policy command) are compared with the logged commands; the report also
 has the safety filter's veto rate per stage, the critic's risk histogram when the Controller
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from deploy.logs.log_report import log_facts
 from deploy.logs.mapped import MappedLog, read_mapped
 from deploy.logs.mapping import LogMapping
 from deploy.logs.resample import Ticks, resample
@@ -33,6 +35,7 @@ from deploy.runtime.bundle import load_bundle
 from deploy.runtime.controller import Controller, TickInfo
 from deploy.runtime.latency import percentiles
 from deploy.safety.filter import Stage
+from sim.robot_env import make_robot_env
 
 RISK_BINS = np.linspace(0.0, 1.0, 21)
 
@@ -47,9 +50,8 @@ def evaluate_log(
     goal: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Run the bundle's Controller over ``log_path``; write report.json/md and PNGs to ``out``."""
-    import sim  # MuJoCo: forward kinematics of the robot (offline tool, not the robot runtime)
 
-    env = sim.make(mapping.robot)
+    env = make_robot_env(mapping.robot)
     robot = env.task_spec
     bundle = load_bundle(bundle_path)
     ctrl = Controller(bundle, robot)
@@ -216,7 +218,7 @@ def _report(
         "policy_errors": dict(run["errors"]),
         "late_ticks": run["late"],
         "stamps": {t: s.to_dict() for t, s in log.stamps.items()},
-        "skipped": log.skipped,
+        **log_facts(log),
         "limit_excursions": log.limit_excursions,
         "extras": {
             k: {"min": np.nanmin(v.values, axis=0).tolist(), "max": np.nanmax(v.values, axis=0).tolist()}

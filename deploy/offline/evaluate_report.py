@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy.logs.rates import describe_rate
 from deploy.logs.resample import Ticks
 
 COMMANDS_PNG = "offline_commands.png"
@@ -115,6 +116,7 @@ def write_offline_markdown(path: Path, report: dict[str, Any]) -> Path:
         f"{report['late_ticks']} ticks over the Controller's deadline (wall-clock time of this replay)"
     )
     lines += ["", "## What the log held", ""]
+    lines += [f"- {describe_rate(rate)}" for rate in report.get("log_rates", {}).values()]
     for topic, s in report["stamps"].items():
         lines.append(
             f"- `{topic}`: {s['messages']} messages, {s['non_monotonic']} non-monotonic and "

@@ -3,11 +3,14 @@
     spine-replay runs/run/log --bundle runs/bundle --out runs/replay [--goal X,Y,Z]
     spine-replay robot.bag --bundle B --out O --mapping configs/replay/widowx200.yaml [--start S --end S]
 
-Without ``--mapping`` (Spine's own logs, or foreign logs with only ``/joint_states``):
-Reads ``/joint_states`` (matched by joint name), and when present ``/spine/goal``,
-``/spine/ee_position``, ``/spine/command`` and ``/diagnostics`` (sample-and-hold at each joint
-state). Compares the replayed safe command with the logged one per joint, counts safety
-interventions, and writes ``report.json``, ``report.md`` and ``replay.png`` to ``--out``.
+Without ``--mapping`` (Spine's own logs: ``spine-run``'s and the bag ``spine-stack`` records,
+or foreign logs with only ``/joint_states``): reads ``/joint_states`` (matched by joint name),
+and when present ``/spine/goal``, ``/spine/ee_position``, ``/spine/command`` and
+``/diagnostics`` (sample-and-hold at each joint state), through ``deploy.logs.read`` (which
+salvages a cut or metadata-less log and skips corrupt messages). Compares the replayed safe
+command with the logged one per joint, counts safety interventions, and writes
+``report.json``, ``report.md`` and ``replay.png`` to ``--out``; the report and the console
+state the joint states' measured rate and largest gap, and everything skipped.
 
 With ``--mapping`` (any robot's log, topics and fields named by a YAML mapping): the offline
 evaluation of ``deploy.offline.evaluate``, resampled to the policy rate.
@@ -27,6 +30,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from deploy.logs import messages as m
+from deploy.logs.log_report import print_log_summary
+from deploy.logs.rates import describe_rate
 from deploy.logs.read import LogError, RunLog, read_log
 from deploy.offline.replay_report import plot_replay, write_markdown
 from deploy.runtime.bundle import load_bundle
@@ -63,8 +69,8 @@ def replay(
             "goal": goal_at(t, q),
             "ee_pos": ee_at(t, q),
         }
-        ep = log.episode.hold(t) if log.episode is not None else None
-        ep = None if ep is None else int(ep[0])
+        held = log.episode.hold(t) if log.episode is not None else None
+        ep = int(held[0]) if held is not None and np.isfinite(held[0]) else None
         if i == 0 or ep != episode:
             ctrl.reset(state)
             episode, t_start = ep, t
@@ -148,6 +154,8 @@ def _report(
         "replay_wall_s": wall,
         "speed_vs_real_time": duration / wall if wall > 0 else float("nan"),
         "velocity_estimated": log.velocity_estimated,
+        "joint_rate": log.joint_rate.to_dict() if log.joint_rate is not None else None,
+        "skipped": log.skipped,
         "interventions": {s.name.lower(): counts.get(s.name.lower(), 0) for s in Stage if s},
     }
     if logged is not None:
@@ -196,12 +204,24 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"spine-replay: {e}", file=sys.stderr)
         return 1
-    err = r.get("command_error_rad", {}).get("max", float("nan"))
+    print(f"spine-replay: log: {describe_rate(r['joint_rate'])}")
+    for item in r["skipped"]:
+        print(f"spine-replay: skipped: {item}")
     print(
-        f"replayed {r['ticks']} ticks ({r['speed_vs_real_time']:.0f}x real time); max |command error| "
-        f"{err:.2e} rad; interventions {r['interventions']}; report {args.out / 'report.md'}"
+        f"replayed {r['ticks']} ticks ({r['speed_vs_real_time']:.0f}x real time); {_compared(r)}; "
+        f"interventions {r['interventions']}; report {args.out / 'report.md'}"
     )
     return 0
+
+
+def _compared(report: dict[str, Any]) -> str:
+    """How the replayed commands compare with the logged ones, in words."""
+    err = report.get("command_error_rad")
+    if err is None:
+        return f"the log has no {m.TOPIC_COMMAND}: commands not compared"
+    if not err["matched_ticks"]:
+        return f"no {m.TOPIC_COMMAND} message shares a joint state's stamp: commands not compared"
+    return f"max |command error| {err['max']:.2e} rad over {err['matched_ticks']} ticks"
 
 
 def _main_mapped(args: argparse.Namespace, goal: np.ndarray | None) -> int:
@@ -210,6 +230,7 @@ def _main_mapped(args: argparse.Namespace, goal: np.ndarray | None) -> int:
 
     r = evaluate_log(args.log, args.bundle, load_mapping(args.mapping), args.out, args.start, args.end, goal)
     maes = {k: round(v["mae"], 4) for k, v in r["command_error_rad"].items() if v["ticks"]}
+    print_log_summary("spine-replay", r)
     print(
         f"evaluated {r['ticks_replayed']} ticks ({r['speed_vs_real_time']:.0f}x real time); "
         f"command MAE (rad) {maes}; veto rate {100 * r['veto_rate']:.1f} %; report {args.out / 'report.md'}"

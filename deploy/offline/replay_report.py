@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from deploy.logs.rates import describe_rate
 from deploy.safety.filter import Stage
 
 
@@ -82,6 +83,10 @@ def write_markdown(path: Path, report: dict[str, Any]) -> Path:
         f"{report['replay_wall_s']:.2f} s ({report['speed_vs_real_time']:.0f}x real time)",
         f"- safety interventions (replayed): {report['interventions']}",
     ]
+    if report.get("joint_rate"):
+        lines.append(f"- joint states: {describe_rate(report['joint_rate'])}")
+    for item in report.get("skipped", []):
+        lines.append(f"- skipped: {item}")
     if report.get("velocity_estimated"):
         lines.append("- joint velocities were absent and estimated from positions")
     err = report.get("command_error_rad")

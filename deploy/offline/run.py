@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import sim
 from deploy.logs.writer import RunLogWriter
+from deploy.runtime.bundle import load_bundle
 from deploy.runtime.controller import Controller
 from deploy.runtime.latency import percentiles
 from deploy.safety.config import load_safety_config
@@ -128,10 +129,23 @@ def run(
     return summary
 
 
+def sim_task_of(bundle: Path, task: str | None, robot: str | None) -> tuple[str, dict[str, Any]]:
+    """The task to run a bundle in (``task``, else the one it was trained on) and its keyword
+    arguments: ``robot`` (else the robot config it was trained with, if any)."""
+    contract = load_bundle(bundle).contract
+    trained = contract.train_config.get("config", {}).get("task", {})  # the task's keyword arguments
+    robot = robot or (trained.get("robot") if isinstance(trained, dict) else None) or ""
+    return task or contract.task.name, ({"robot": robot} if robot else {})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="spine-run", description=__doc__.splitlines()[0])
     ap.add_argument("bundle", type=Path, help="bundle folder written by spine-export")
-    ap.add_argument("--task", default="reach", help="registered task (default %(default)s)")
+    ap.add_argument("--task", help="registered task (default: the one the bundle was trained on)")
+    ap.add_argument(
+        "--robot",
+        help="robot config (configs/robot/ name or YAML path) for task=reach (default: the bundle's)",
+    )
     ap.add_argument("--episodes", type=int, default=20, help="episodes (default %(default)s)")
     ap.add_argument("--seed", type=int, default=1000, help="first episode seed (default %(default)s)")
     ap.add_argument("--log", type=Path, required=True, help="output folder (log/ + summary.json)")
@@ -149,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spine-run: {args.log / 'log'} exists; choose another --log", file=sys.stderr)
         return 1
     try:
+        task, task_kwargs = sim_task_of(args.bundle, args.task, args.robot)
         s = run(
-            args.bundle, args.task, args.episodes, args.seed, args.log,
+            args.bundle, task, args.episodes, args.seed, args.log, task_kwargs,
             storage=args.storage, video=args.video, chunk_mode=args.chunk_mode,
             critic=False if args.no_critic else args.critic, safety=args.safety,
         )  # fmt: skip

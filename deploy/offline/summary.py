@@ -1,6 +1,9 @@
 """``spine-summary``: the main job's closing summary, read from its output folder.
 
 spine-summary runs/demo
+
+Exits 1, naming the files, when the folder lacks a stage's output (training, export, run,
+replay; the critic is optional): a summary of work that did not happen is not a success.
 """
 
 from __future__ import annotations
@@ -10,9 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+REQUIRED = ("train/summary.json", "bundle/report.json", "run/summary.json", "replay/report.json")
+
 
 def _read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def missing_outputs(root: Path) -> list[str]:
+    """The stage outputs the main job writes that ``root`` lacks."""
+    return [f for f in REQUIRED if not (root / f).is_file()]
 
 
 def summarize(root: Path) -> str:
@@ -70,7 +80,19 @@ def summarize(root: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0] if args else "runs/demo")
+    if not root.is_dir():
+        print(f"spine-summary: {root}: no such folder", file=sys.stderr)
+        return 1
+    missing = missing_outputs(root)
+    if len(missing) == len(REQUIRED):
+        print(
+            f"spine-summary: {root} holds no main-job output (none of {', '.join(REQUIRED)})", file=sys.stderr
+        )
+        return 1
     print(summarize(root))
+    if missing:
+        print(f"spine-summary: {root} lacks {', '.join(missing)}: those stages did not run", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from deploy.logs.rates import describe_rate
+
 KP_SPREAD, DAMPING_SPREAD = 0.2, 0.3  # +-fraction around the fitted factor in the config
 
 
@@ -51,6 +53,11 @@ def plot_gap(
     plt.close(fig)
 
 
+def _rate_line(report: dict[str, Any]) -> str:
+    rates = list(report.get("log_rates", {}).values())
+    return describe_rate(rates[0]) if rates else "rate not measured"
+
+
 def randomization_yaml(report: dict[str, Any]) -> str:
     """A ``configs/randomization`` file centred on the fitted factors."""
     f, h = report["fitted"], report["held_out_rms_rad"]
@@ -60,6 +67,7 @@ def randomization_yaml(report: dict[str, Any]) -> str:
         [
             f"# Fitted to a real robot log (robot task {report['robot']}) by spine-log-sim ({date}):",
             f"#   {report['log']}",
+            f"# Log: {_rate_line(report)}; replayed at {report['rate_hz']:g} Hz.",
             f"# Held-out sim-to-real RMS over {report['config']['horizon_s']} s open-loop windows: "
             f"nominal {h['nominal']:.4f} rad -> fitted {h['fitted']:.4f} rad.",
             "# Factors are relative to the robot's MJCF; each range is the fit +-"

@@ -1,177 +1,22 @@
-"""A bundle's graphs as one policy: ``policy(observation=..., goal=...) -> joint targets (J,)``.
+"""A bundle's graphs as one policy: onnxruntime sessions run by the shipped executors.
 
-Per family shape of the bundle (``sim.contract.PolicyContract``):
-
-- single step (gcbc, gcivl, sac_her): ``policy.onnx`` every tick -> ``StepPolicy``.
-- chunked (diffusion, its one-step student): ``policy.onnx`` takes ``noise (1, H, J)`` and
-  returns a chunk ``(1, H, J)``; ``ChunkPolicy`` draws the noise from its own seeded
-  generator (so runs are reproducible) and executes chunks by receding horizon or temporal
-  ensembling (``deploy.runtime.chunking``).
-- hierarchical (hiql): ``high_level.onnx`` every ``policy_hz / high_level_hz`` ticks, its
-  subgoal held in between, ``policy.onnx`` every tick -> ``HierarchicalPolicy``.
-
-Each takes graphs with ``inputs``/``outputs`` buffers and ``run()`` (``deploy.runtime.graph.OnnxGraph``;
-the export's parity check passes torch-backed ones through the same logic). ``planned`` says
-whether the last call ran the expensive graph (a chunk plan, a high-level call).
+The execution itself (chunk queue or temporal ensemble, seeded noise, subgoal hold) is
+``sim.execution``, the same code that training-time evaluation and the export's sim parity
+check run over torch graphs; this module only binds the bundle's ONNX files to it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import numpy as np
-
 from deploy.runtime.bundle import Bundle
-from deploy.runtime.chunking import RecedingHorizon, SubgoalHold, TemporalEnsemble
 from deploy.runtime.graph import OnnxGraph
-from sim.contract import PolicyContract
-
-NOISE = "noise"
-ENSEMBLE_MODES = ("receding", "ensemble")
-
-
-class Graph(Protocol):
-    """What a policy needs of a graph: bound buffers and ``run()``."""
-
-    inputs: dict[str, np.ndarray]
-    outputs: dict[str, np.ndarray]
-    first_output: np.ndarray
-
-    def run(self) -> None: ...
-
-
-def _rows(graph: Graph, skip: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray]]:
-    """(name, view of the bound buffer without its batch axis) per input the caller feeds."""
-    return [(name, buf[0]) for name, buf in graph.inputs.items() if name not in skip]
-
-
-def _feed(rows: list[tuple[str, np.ndarray]], inputs: dict[str, np.ndarray]) -> None:
-    """Copy the named inputs (shaped like one batch row, any float dtype) into the buffers."""
-    for name, row in rows:
-        row[...] = inputs[name]
-
-
-class StepPolicy:
-    """One graph call per tick; the first output's row is the command."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.graph, self.planned = graph, False
-        self._rows = _rows(graph)
-
-    def reset(self) -> None:
-        """Stateless."""
-
-    def __call__(self, **inputs: np.ndarray) -> np.ndarray:
-        _feed(self._rows, inputs)
-        self.graph.run()
-        self.planned = True
-        return self.graph.first_output[0].astype(np.float64)
-
-
-class ChunkPolicy:
-    """Plans a chunk from fresh noise when due; returns one target per call.
-
-    Args:
-        graph: ``(observation, goal, noise (1, H, J)) -> chunk (1, H, J)``.
-        execute_steps: receding horizon: targets of a chunk executed before re-planning.
-        seed: seed of the noise generator (reset does not re-seed: episodes differ).
-        mode: ``"receding"`` or ``"ensemble"`` (temporal ensembling, one plan every
-            ``ensemble_every`` ticks).
-        ensemble_every: ticks between plans in ensemble mode.
-        ensemble_decay: ``m`` of the ensemble weights ``exp(-m i)``.
-    """
-
-    def __init__(
-        self,
-        graph: Graph,
-        execute_steps: int,
-        seed: int = 0,
-        mode: str = "receding",
-        ensemble_every: int = 1,
-        ensemble_decay: float = 0.01,
-    ) -> None:
-        if mode not in ENSEMBLE_MODES:
-            raise ValueError(f"ChunkPolicy: mode must be one of {ENSEMBLE_MODES}, got {mode!r}")
-        if NOISE not in graph.inputs:
-            raise ValueError(f"ChunkPolicy: the graph has no {NOISE!r} input")
-        self.graph = graph
-        self.noise = graph.inputs[NOISE]
-        horizon, n_joints = graph.first_output.shape[1:]
-        self.executor: RecedingHorizon | TemporalEnsemble = (
-            RecedingHorizon(execute_steps, n_joints)
-            if mode == "receding"
-            else TemporalEnsemble(horizon, ensemble_every, ensemble_decay)
-        )
-        self.rng = np.random.default_rng(seed)
-        self.planned = False
-        self._rows = _rows(graph, skip=(NOISE,))
-
-    def reset(self) -> None:
-        self.executor.reset()
-
-    def __call__(self, **inputs: np.ndarray) -> np.ndarray:
-        self.planned = self.executor.due()
-        if self.planned:
-            _feed(self._rows, inputs)
-            self.rng.standard_normal(out=self.noise, dtype=np.float32)
-            self.graph.run()
-            self.executor.push(self.graph.first_output[0])
-        return np.array(self.executor.pop(), dtype=np.float64)
-
-
-class HierarchicalPolicy:
-    """High level every ``every`` ticks (its first output held), low level every tick.
-
-    The low level's input named like the high level's first output receives the held value.
-    """
-
-    def __init__(self, high: Graph, low: Graph, every: int) -> None:
-        self.high, self.low, self.hold = high, low, SubgoalHold(every)
-        (self.subgoal_name,) = list(high.outputs)[:1]
-        if self.subgoal_name not in low.inputs:
-            raise ValueError(f"HierarchicalPolicy: low level has no input {self.subgoal_name!r}")
-        self.subgoal = low.inputs[self.subgoal_name]
-        self.planned = False
-        self._high_rows, self._low_rows = _rows(high), _rows(low, skip=(self.subgoal_name,))
-
-    def reset(self) -> None:
-        self.hold.reset()
-
-    def __call__(self, **inputs: np.ndarray) -> np.ndarray:
-        self.planned = self.hold.due()
-        if self.planned:
-            _feed(self._high_rows, inputs)
-            self.high.run()
-            self.subgoal[...] = self.high.first_output
-            self.hold.ran()
-        self.hold.tick()
-        _feed(self._low_rows, inputs)
-        self.low.run()
-        return self.low.first_output[0].astype(np.float64)
-
-
-def make_agent(
-    contract: PolicyContract,
-    policy: Graph,
-    high_level: Graph | None = None,
-    seed: int = 0,
-    mode: str = "receding",
-    ensemble_every: int = 1,
-) -> StepPolicy | ChunkPolicy | HierarchicalPolicy:
-    """The policy the contract describes, over the given graphs."""
-    if contract.hierarchical:
-        if high_level is None:
-            raise ValueError("contract has high_level_inputs but no high-level graph was given")
-        return HierarchicalPolicy(high_level, policy, contract.high_level_every)
-    if contract.chunk_length > 1:
-        return ChunkPolicy(policy, contract.execute_steps, seed, mode, ensemble_every)
-    return StepPolicy(policy)
+from sim.execution import Agent, make_agent
 
 
 def load_agent(
     bundle: Bundle, threads: int = 1, seed: int = 0, mode: str = "receding", ensemble_every: int = 1
-) -> StepPolicy | ChunkPolicy | HierarchicalPolicy:
-    """onnxruntime sessions (``threads`` each) for the bundle's graphs, as one policy."""
+) -> Agent:
+    """onnxruntime sessions (``threads`` each) for the bundle's graphs, as one policy
+    (``sim.execution.make_agent``: step, chunked or hierarchical, as the contract says)."""
     c = bundle.contract
     policy = OnnxGraph(bundle.policy_path, c.inputs, c.outputs, threads)
     high = None

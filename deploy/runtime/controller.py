@@ -30,8 +30,9 @@ from deploy.runtime.agents import load_agent
 from deploy.runtime.bundle import Bundle, load_bundle
 from deploy.runtime.deadline import DeadlineMonitor
 from deploy.safety.config import SafetyConfig, load_safety_config
-from deploy.safety.critic import CriticGuard, load_critic
-from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage, TickReport
+from deploy.safety.critic import CriticGuard
+from deploy.safety.engines import load_critic, make_filter
+from deploy.safety.filter import SafetyLimits, Stage, TickReport
 from deploy.safety.kinematics import SerialChain
 from sim.observation import ObservationError, build_observation, field_vector
 from sim.spec import JOINT_POS, TaskSpec
@@ -101,7 +102,7 @@ class Controller:
         self.safety = safety if isinstance(safety, SafetyConfig) else load_safety_config(safety)
         limits = limits or self.safety.limits(robot, chain=chain)
         self.critic = self._critic(critic, robot, 1.0 / limits.tick_period)
-        self.filter = SafetyFilter(limits, critic=self.critic)
+        self.filter = make_filter(limits, critic=self.critic)
         self.last_report: TickReport | None = None
         self.policy_period = 1.0 / self.contract.policy_hz
         self.deadline = DeadlineMonitor(deadline_us or self.policy_period * 1e6)

@@ -2,14 +2,17 @@
 
 ``critic.onnx`` (written by ``deploy.export.critic``) judges the policy's command and its
 recovery candidates in ONE call and does the selection inside the graph; ``CriticGuard`` is
-what ``deploy.safety.filter.SafetyFilter`` calls as its stage 3:
+what the safety filter calls as its stage 3:
 
     guard = load_critic("runs/critic/critic.onnx", robot_spec)   # refuses a mismatched contract
-    filt = SafetyFilter(limits, critic=guard)
+    filt = make_filter(limits, critic=guard)                      # both from deploy.safety.engines
     report = filt.tick(command, q, age, observation=obs)          # report.risk, report.choice
 
 The filter judges a new policy command at once and an unchanged one every ``period_ticks``
 ticks (``critic_hz`` of the contract), and reports the latest risk on every tick.
+``OnnxCritic`` runs the graph in onnxruntime and is the reference; the C evaluator of the same
+graph (``deploy.safety.native_critic.NativeOnnxCritic``) has its interface, and
+``deploy.safety.engines.load_critic`` picks one.
 """
 
 from __future__ import annotations
@@ -38,33 +41,24 @@ def candidate_name(index: int) -> str:
     return CANDIDATES[index] if index < len(CANDIDATES) else f"sample{index - len(CANDIDATES)}"
 
 
-ENGINES = ("auto", "native", "onnxruntime")
-
-
 class OnnxCritic:
-    """``critic.onnx``: ``run(obs, action, hold, threshold)``, in C or in onnxruntime.
+    """``critic.onnx`` in onnxruntime: ``run(obs, action, hold, threshold)``.
 
     Args:
         path: the critic graph.
         robot: the robot's spec; a contract that differs is refused, naming the field.
         threads: onnxruntime intra-op threads.
-        engine: ``"native"``: the C evaluator built from the graph's weights
-            (``deploy.safety.native_critic``), checked against onnxruntime at load, or an error;
-            ``"onnxruntime"``: the onnxruntime session with bound buffers; ``"auto"``:
-            native where it loads and passes its check, else onnxruntime
-            (``engine_note`` says why).
 
     Attributes:
-        engine: the engine that ``run`` uses.
-        native_parity: the load-time comparison with onnxruntime (native engine only).
+        engine: ``"onnxruntime"``; ``engine_note`` says why not native, where
+            ``deploy.safety.engines.open_critic`` fell back.
+        k: candidates judged per call; ``d``: the observation's size.
     """
 
-    def __init__(
-        self, path: Path | str, robot: TaskSpec | None = None, threads: int = 1, engine: str = "auto"
-    ) -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"critic engine {engine!r} is not one of {ENGINES}")
-        path = Path(path)
+    engine = "onnxruntime"
+
+    def __init__(self, path: Path | str, robot: TaskSpec | None = None, threads: int = 1) -> None:
+        self.path = path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"critic {path}: no such file")
         meta = read_onnx_metadata(path)
@@ -94,35 +88,7 @@ class OnnxCritic:
         self._action, self._hold, self._pos = ins["anchors"]
         self._thr = ins["threshold"]
         self._chosen, self._risk, self._choice = outs["chosen"][0], outs["risk"][0], outs["choice"]
-        self.engine, self.engine_note, self.native_parity = "onnxruntime", "", {}
-        if engine != "onnxruntime":
-            self._load_native(path, required=engine == "native")
-
-    def _load_native(self, path: Path, required: bool) -> None:
-        from deploy.safety.native_critic import NativeUnavailable, build_native, parity
-
-        try:
-            native, init = build_native(path, self._q.start)
-            self.native_parity = parity(native, init, self.run_onnxruntime, self._q)
-        except NativeUnavailable as e:
-            if required:
-                raise ValueError(f"critic {path}: no native engine: {e}") from None
-            self.engine_note = f"onnxruntime (native engine unavailable: {e})"
-            return
-        self._native = native
-        self._native_chosen = np.zeros(self.contract.task.n_joints)
-        self._native_risk = np.zeros(self.k)
-        self.engine = "native"
-        self.run = self._run_native  # type: ignore[method-assign]
-
-    def _run_native(
-        self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray, threshold: float
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """``run`` on the C evaluator (float64 or float32 inputs, no allocation but the results)."""
-        choice = self._native.run(
-            observation, action, hold, threshold, self._native_chosen, self._native_risk
-        )
-        return self._native_risk.copy(), self._native_chosen.copy(), choice
+        self.engine_note = ""
 
     def run(
         self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray, threshold: float
@@ -140,7 +106,7 @@ class OnnxCritic:
         self.graph.run()
         return self._risk.copy(), self._chosen.astype(np.float64), int(self._choice[0])
 
-    run_onnxruntime = run  # the reference that the native engine is checked against
+    run_onnxruntime = run  # the reference that the C evaluator is checked against
 
 
 class CriticGuard:
@@ -194,19 +160,3 @@ def _float32_observation(observation: object, size: int) -> np.ndarray | None:
         with np.errstate(over="ignore", invalid="ignore"):  # 1e39 -> inf: refused by the caller
             a = a.astype(np.float64, copy=False).astype(np.float32)
     return np.ascontiguousarray(a.reshape(-1))
-
-
-def load_critic(
-    path: Path | str,
-    robot: TaskSpec,
-    tick_hz: float | None = None,
-    threshold: float | None = None,
-    engine: str = "auto",
-) -> CriticGuard:
-    """Load ``critic.onnx`` for ``robot`` (contract checked, naming the field at fault); an
-    unchanged command is re-judged at the contract's ``critic_hz`` when ``tick_hz`` is given;
-    ``engine`` as ``OnnxCritic``'s."""
-    critic = OnnxCritic(path, robot, engine=engine)
-    hz = critic.contract.critic_hz
-    period = max(1, round(tick_hz / hz)) if (tick_hz and hz) else 1
-    return CriticGuard(critic, threshold, period)

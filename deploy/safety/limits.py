@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from deploy.safety.kinematics import SerialChain
 from sim.spec import TaskSpec
+
+# The last stage accepts a step of max_step plus this much (relative to the joint's range)
+STEP_TOLERANCE = 1e-12
 
 
 class Stage(enum.IntFlag):
@@ -155,3 +159,40 @@ class SafetyLimits:
     def max_step(self) -> np.ndarray:
         """Largest command change per tick (rad)."""
         return self.v_max * self.tick_period
+
+    # --- the limits in the units the filter's tick uses (both engines read them here) --------
+    @property
+    def reach(self) -> np.ndarray:
+        """Farthest the velocity envelope lets a command lead the measured position (rad):
+        one policy period at ``v_max``."""
+        return self.v_max * self.policy_period
+
+    @property
+    def cbf_fraction(self) -> float:
+        """Fraction of the distance to a limit that a command may close: ``min(1, alpha T)``."""
+        return min(1.0, self.cbf_alpha * self.policy_period)
+
+    @property
+    def watchdog_age(self) -> float:
+        """Age (s) past which a policy command is stale: hold."""
+        return self.watchdog_periods * self.policy_period
+
+    @property
+    def damp_age(self) -> float:
+        """Age (s) past which a stale command damps instead of holding."""
+        return self.damp_periods * self.policy_period
+
+    @property
+    def ee_step(self) -> float | None:
+        """Largest end-effector move per tick (m), or None without a Cartesian rate limit."""
+        return None if self.ee_speed_max is None else self.ee_speed_max * self.tick_period
+
+    @property
+    def last_stage_step(self) -> np.ndarray:
+        """Per joint, the largest step the last stage accepts (rad): ``max_step`` plus the
+        rate limit's and the workspace's own rounding (~1e3 ulps, never a real excess), a
+        finite number, so that the step check also refuses an infinite command."""
+        step = self.max_step
+        scale = np.maximum(np.maximum(np.abs(self.q_min), np.abs(self.q_max)), np.abs(step))
+        tol = step + STEP_TOLERANCE * (1.0 + scale)
+        return np.where(np.isfinite(tol), tol, sys.float_info.max)

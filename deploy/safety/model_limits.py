@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from deploy.safety.filter import SafetyFilter, Stage
+from deploy.safety.interface import FilterEngine
+from deploy.safety.limits import Stage
 from sim.faults import FaultInjector
 from sim.observation import build_observation
 
@@ -52,7 +53,7 @@ class EpisodeResult:
 def run_episode(
     env: Any,
     policy: Policy,
-    filt: SafetyFilter | None,
+    filt: FilterEngine | None,
     fault: FaultInjector,
     seed: int,
     steps: int | None = None,
@@ -131,12 +132,14 @@ def stage_counts(results: list[EpisodeResult]) -> dict[str, int]:
     return {s.name.lower(): total.get(s.name.lower(), 0) for s in Stage if s}
 
 
-def sim_chain(env: Any, site: str = "ee") -> Any:
-    """The kinematic chain of a sim arm (world -> ``site`` through the task's joints, in command
-    order), read from its MuJoCo model: what the workspace box and the Cartesian rate limit need."""
+def sim_chain(env: Any, site: str | None = None) -> Any:
+    """The kinematic chain of a sim arm (world -> ``site``, default the robot's end-effector
+    site, through the task's joints in command order), read from its MuJoCo model: what the
+    workspace box and the Cartesian rate limit need."""
     from deploy.safety.kinematics import chain_from_mujoco
 
     base = env.unwrapped
+    site = site or getattr(getattr(base, "robot", None), "EE_SITE", "ee")
     return chain_from_mujoco(base.physics.model, tuple(base.task_spec.joint_names), site)
 
 

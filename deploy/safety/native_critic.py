@@ -1,11 +1,12 @@
 """The critic's selection graph as one C call, for the 1 kHz safety loop.
 
-``critic.onnx`` stays the artifact and onnxruntime the reference: this module reads the
-graph's initializers from the file, checks that the graph is ``deploy.export.critic_graph``'s
-selection graph node for node, builds the C evaluator (``deploy/safety/native/critic.c``, compiled
-at install) from them and then checks it against onnxruntime on random inputs. Only a graph
-that passes both checks runs natively; anything else runs in onnxruntime, and
-``NativeUnavailable`` says why.
+``critic.onnx`` stays the artifact and onnxruntime (``deploy.safety.critic.OnnxCritic``) the
+reference: ``NativeOnnxCritic`` reads the graph's initializers from the file, checks that the
+graph is ``deploy.export.critic_graph``'s selection graph node for node, builds the C evaluator
+(``deploy/safety/native/critic.c``, compiled at install) from them and then checks it against
+onnxruntime on random inputs. Only a graph that passes both checks runs natively;
+``NativeUnavailable`` says why not, and ``deploy.safety.engines.open_critic`` then falls back
+to onnxruntime.
 
 Why: on one core the onnxruntime call of the 13-candidate, 2 x 64 twin critic costs
 10-20 µs hot and walks a large amount of code (session, execution frame, 17 kernels), which
@@ -22,6 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from deploy.safety.critic import OnnxCritic
+from deploy.safety.extension import NativeUnavailable, extension
+from sim.spec import TaskSpec
+
 # The selection graph's op types in order; the (Gemm, Relu) pair repeats once per hidden
 # layer after the first (deploy/export/critic_graph.py).
 HEAD = ("Gemm", "Gemm", "Mul", "Clip", "Gemm", "Gemm", "Relu")
@@ -30,22 +35,6 @@ TAIL = ("Gemm", "ReduceMax", "Sigmoid", "Add", "Greater", "Where", "ArgMin", "Ga
 PARITY_SAMPLES = 256
 RISK_TOLERANCE = 1e-4  # largest |risk_native - risk_onnxruntime| accepted at load
 TIE = 1e-4  # judged risks this close to the threshold or to each other may choose either way
-
-
-class NativeUnavailable(RuntimeError):
-    """The C evaluator cannot run this critic (not built, not the selection graph, or no parity)."""
-
-
-def extension() -> Any:
-    """The ``deploy.safety._native`` C extension, or ``NativeUnavailable`` saying why not."""
-    try:
-        from deploy.safety import _native
-    except ImportError as e:
-        raise NativeUnavailable(
-            f"the C extension deploy.safety._native is not built ({e}); reinstall with a C compiler "
-            "(./spine.sh setup)"
-        ) from None
-    return _native
 
 
 def _initializers(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -138,3 +127,43 @@ def parity(
     if worst > RISK_TOLERANCE:
         raise NativeUnavailable(f"risk differs from onnxruntime's by {worst:.2e} (> {RISK_TOLERANCE})")
     return {"samples": PARITY_SAMPLES, "max_abs_risk_error": worst}
+
+
+class NativeOnnxCritic(OnnxCritic):
+    """``critic.onnx`` on the C evaluator built from its weights, with ``OnnxCritic``'s
+    interface; checked against onnxruntime at load.
+
+    Args:
+        path: the critic graph.
+        robot: the robot's spec; a contract that differs is refused, naming the field.
+        threads: onnxruntime intra-op threads (the reference the load-time check runs).
+
+    Attributes:
+        evaluator: the C evaluator (``deploy.safety._native.NativeCritic``), which the C
+            filter's tick calls directly.
+        native_parity: the load-time comparison with onnxruntime.
+
+    Raises:
+        NativeUnavailable: the extension is not built, the graph is not the selection graph,
+            or the C evaluator disagrees with onnxruntime.
+    """
+
+    engine = "native"
+
+    def __init__(self, path: Path | str, robot: TaskSpec | None = None, threads: int = 1) -> None:
+        extension()  # not built: say so before loading anything
+        super().__init__(path, robot, threads)
+        self.evaluator, init = build_native(self.path, self._q.start)
+        self.native_parity = parity(self.evaluator, init, self.run_onnxruntime, self._q)
+        self._native_chosen = np.zeros(self.contract.task.n_joints)
+        self._native_risk = np.zeros(self.k)
+
+    def run(
+        self, observation: np.ndarray, action: np.ndarray, hold: np.ndarray, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``OnnxCritic.run`` on the C evaluator (float64 or float32 inputs, no allocation but
+        the results)."""
+        choice = self.evaluator.run(
+            observation, action, hold, threshold, self._native_chosen, self._native_risk
+        )
+        return self._native_risk.copy(), self._native_chosen.copy(), choice

@@ -1,13 +1,15 @@
-"""Reach: move arm7's end effector to a goal point sampled in the workspace box.
+"""Reach: move an arm's end effector to a goal point sampled in the workspace box.
 
 Goal-env observations (``observation``, ``achieved_goal``, ``desired_goal``); actions are
 absolute joint-position targets (rad). Each step reports safety costs in ``info["cost"]``.
+The arm is arm7 unless ``robot`` names a robot config (``configs/robot/<name>.yaml`` or a YAML
+path: ``sim.robot_config``): ``sim.make("reach", robot="panda")``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import ModuleType
+from dataclasses import dataclass, replace
+from types import ModuleType, SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +18,7 @@ from sim.goal_env import PhysicsGoalEnv, goal_distance
 from sim.registry import register
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
+from sim.robots.configured import ConfiguredArmPhysics, configured_robot
 from sim.spec import ActionSpec, FieldSpec, TaskSpec
 
 TASK_NAME = "reach"
@@ -44,14 +47,16 @@ class ReachConfig:
     action spec for policies to scale by; the env itself does not enforce it."""
     init_noise: float = 0.1
     """Half-width of the uniform noise added to HOME at reset, per joint (rad)."""
-    workspace_low: tuple[float, float, float] = c.WORKSPACE_LOW
-    """Lower corner of the goal sampling box, world frame (m)."""
-    workspace_high: tuple[float, float, float] = c.WORKSPACE_HIGH
-    """Upper corner of the goal sampling box, world frame (m)."""
+    workspace_low: tuple[float, float, float] | None = None
+    """Lower corner of the goal sampling box, world frame (m); None: the robot's."""
+    workspace_high: tuple[float, float, float] | None = None
+    """Upper corner of the goal sampling box, world frame (m); None: the robot's."""
     joint_limit_threshold: float = 0.05
     """``joint_limit`` cost is 1 when any joint is closer than this to a limit (rad)."""
     speed_threshold: float = 1.0
     """``speed`` cost is 1 when the end-effector speed exceeds this (m/s)."""
+    robot: str = ""
+    """A robot config: a name in ``configs/robot/`` or a YAML path; "": the task's own arm."""
 
     def __post_init__(self) -> None:
         cls = type(self).__name__
@@ -60,6 +65,10 @@ class ReachConfig:
                 raise ValueError(f"{cls}.{name} must be > 0, got {getattr(self, name)}")
         if self.init_noise < 0:
             raise ValueError(f"{cls}.init_noise must be >= 0, got {self.init_noise}")
+        if (self.workspace_low is None) != (self.workspace_high is None):
+            raise ValueError(f"{cls}.workspace_low and workspace_high are set together (or both None)")
+        if self.workspace_low is None or self.workspace_high is None:
+            return
         if len(self.workspace_low) != 3 or len(self.workspace_high) != 3:
             raise ValueError(f"{cls}.workspace_low/high must have 3 values (m)")
         if any(lo > hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)):
@@ -76,13 +85,34 @@ class ArmGoalEnv(PhysicsGoalEnv):
     physics with ``contacts()``.
     """
 
-    # the arm's constants: ROBOT_NAME, JOINT_NAMES, JOINT_POS_MIN/MAX, JOINT_VEL_MAX, N_JOINTS, CAMERA, HOME
-    robot: ClassVar[ModuleType]
+    # the arm's constants: ROBOT_NAME, JOINT_NAMES, JOINT_POS_MIN/MAX, JOINT_VEL_MAX, N_JOINTS,
+    # CAMERA, HOME, WORKSPACE_LOW/HIGH; a configured robot's replace them per instance
+    robot: ClassVar[ModuleType | SimpleNamespace]
     observation_fields: ClassVar[tuple[FieldSpec, ...]]
     cost_kinds: ClassVar[tuple[str, ...]]
+    robot_configurable: ClassVar[bool] = False  # True: ``config.robot`` may name another arm
 
     def _load(self) -> None:
-        self.physics = self._make_physics()
+        name = getattr(self.config, "robot", "")
+        if name and not self.robot_configurable:
+            raise ValueError(
+                f"task {self.task_name!r} runs on its own arm ({self.robot.ROBOT_NAME}); robot={name!r} "
+                "works with task=reach"
+            )
+        if name:
+            model, self.robot = configured_robot(name)  # type: ignore[misc]
+            self.physics = ConfiguredArmPhysics(model, self.robot)
+            self.start_pose = self.robot.HOME
+            per_joint = (JOINT_POS.name, JOINT_VEL.name)  # sized by the arm's joints
+            self.observation_fields = tuple(
+                replace(f, size=self.robot.N_JOINTS) if f.name in per_joint else f
+                for f in self.observation_fields
+            )
+        else:
+            self.physics = self._make_physics()
+        if getattr(self.config, "workspace_low", ()) is None:
+            box = {"workspace_low": self.robot.WORKSPACE_LOW, "workspace_high": self.robot.WORKSPACE_HIGH}
+            self.config = replace(self.config, **box)
         self._set_rates()
         self._goal = np.asarray(self.config.workspace_low, dtype=np.float64)
 
@@ -166,6 +196,7 @@ class ReachEnv(Arm7GoalEnv):
 
     task_name = TASK_NAME
     config_class = ReachConfig
+    robot_configurable = True
     observation_fields = OBSERVATION_FIELDS
     goal_field = GOAL_FIELD
     achieved_field = ACHIEVED_FIELD

@@ -41,12 +41,18 @@ SMALL = {
     "diffusion": {
         "hidden": 32,
         "layers": 1,
-        "horizon": 4,
+        "chunk_length": 4,
         "execute_steps": 2,
         "sampler": "euler",
         "sampler_steps": 3,
     },
-    "diffusion_student": {"hidden": 32, "layers": 1, "horizon": 4, "execute_steps": 2, "net": "denoiser"},
+    "diffusion_student": {
+        "hidden": 32,
+        "layers": 1,
+        "chunk_length": 4,
+        "execute_steps": 2,
+        "net": "denoiser",
+    },
 }  # fmt: skip  (the MLP student's export: tests/policies/test_student_mlp.py)
 
 
@@ -193,8 +199,8 @@ def test_int8_quantization_reports_its_parity_and_success_cost(tiny_checkpoint: 
 def test_lean_diffusion_twin_is_used_and_falls_back_when_it_drifts(
     bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import deploy.export.graphs as graphs
-    from deploy.export.diffusion import EulerChunkTwin
+    import policies.diffusion as graphs  # the family that declares its lean twin
+    from policies.diffusion_twin import EulerChunkTwin
 
     for family in ("diffusion", "diffusion_student"):  # Euler, guidance 1: the lean twin
         entry = load_bundle(bundles[family]).report["graphs"][POLICY_FILE]
@@ -227,7 +233,7 @@ def _executed_nodes(path: Path) -> list[str]:
 
 
 def test_lean_graphs_run_the_expected_number_of_nodes(bundles: dict[str, Path], tmp_path: Path) -> None:
-    from deploy.export.diffusion import lean_node_count
+    from policies.diffusion_twin import lean_node_count
 
     for family in ("gcbc", "gcivl", "sac_her", "hiql"):  # Concat, Gemm, (LN, act, Gemm) x layers, Slice, Gemm
         ops = _executed_nodes(Path(shutil.copy(bundles[family] / POLICY_FILE, tmp_path / f"{family}.onnx")))
@@ -244,7 +250,7 @@ def test_lean_graphs_run_the_expected_number_of_nodes(bundles: dict[str, Path], 
 
 @pytest.mark.parametrize("config", [{"sampler": "heun"}, {"sampler": "ddim", "mean_head": False}])
 def test_lean_twin_covers_heun_and_ddim(tmp_path: Path, config: dict) -> None:
-    from deploy.export.diffusion import lean_node_count
+    from policies.diffusion_twin import lean_node_count
 
     torch.manual_seed(0)
     policy = make_policy(
@@ -272,3 +278,62 @@ def test_int8_quantization_of_the_unrolled_solve_keeps_shared_weights_right(
     session = OnnxGraph(out, bundle.contract.inputs, bundle.contract.outputs)
     graph = export_plan(small_policy("diffusion")).graphs[0]
     assert numeric_parity(graph, session, 64, 0) < 5e-3  # first layers float32: raw inputs and q exact
+
+
+def test_graphs_are_at_the_contract_opset_without_exporter_debug_metadata(bundles: dict[str, Path]) -> None:
+    """torch's exporter writes opset 18 and per-node stack traces; the bundle has neither."""
+    import onnx
+
+    for family, path in bundles.items():
+        bundle = load_bundle(path)
+        for graph in bundle.graph_paths:
+            model = onnx.load(str(graph))
+            opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+            assert opsets == [bundle.contract.opset] == [17], (family, graph.name, opsets)
+            assert not any(node.metadata_props for node in model.graph.node), (family, graph.name)
+
+
+def test_export_warns_nothing(tmp_path: Path) -> None:
+    """No deprecation (the legacy TorchScript exporter's) or other warning from an export; hiql
+    has the most to convert (two graphs, ReduceL2 taken down to opset 17)."""
+    import warnings
+
+    save_checkpoint(tmp_path / "ckpt", small_policy("hiql"), {}, 0, {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_bundle(tmp_path / "ckpt", tmp_path / "bundle", samples=8)
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+def test_equal_split_goes_below_opset_18_with_the_same_chunks() -> None:
+    """onnxscript's optimizer writes ``Split(num_outputs=n)`` (opset 18) at any opset; the pass
+    gives it the sizes input instead, with opset 18's chunks (ceil, the last one smaller)."""
+    import onnx
+    import onnx_ir as ir
+    import onnxruntime as ort
+
+    from deploy.export.onnx_pass import split_sizes_as_input
+
+    h = onnx.helper
+    outs = [
+        h.make_tensor_value_info(f"y{i}", onnx.TensorProto.FLOAT, [1, n]) for i, n in enumerate((3, 3, 1))
+    ]
+    split = h.make_node("Split", ["x"], [o.name for o in outs], name="split", axis=1, num_outputs=3)
+    x = h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 7])
+    v18 = h.make_model(
+        h.make_graph([split], "g", [x], outs), opset_imports=[h.make_opsetid("", 18)], ir_version=8
+    )
+    model = ir.serde.deserialize_model(v18)
+    model.opset_imports[""] = 17
+    split_sizes_as_input(model)
+    v17 = ir.serde.serialize_model(model)
+    onnx.checker.check_model(v17, full_check=True)
+
+    def run(m: onnx.ModelProto) -> list[np.ndarray]:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"x": np.arange(7, dtype=np.float32)[None]})
+
+    chunks = run(v17)
+    assert [c.shape[1] for c in chunks] == [3, 3, 1]
+    for a, b in zip(run(v18), chunks, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.safety.critic import load_critic
-from deploy.safety.filter import SafetyFilter
+from deploy.safety.engines import load_critic, make_filter
 from deploy.safety.model_limits import arm_limits, run_episode
 from sim.faults import FAULTS, SENSOR_FAULTS, FaultInjector, FaultSpec
 from tests.deploy.test_safety_critic import untrained_critic
@@ -57,7 +56,7 @@ def check_invariants(commands: np.ndarray, limits) -> None:
 @pytest.mark.parametrize("kind", [k for k in FAULTS if k != "none"])
 def test_full_filter_under_each_fault(setup, kind: str) -> None:
     env, limits, guard, expert = setup
-    filt = SafetyFilter(limits, critic=guard)
+    filt = make_filter(limits, critic=guard)
     res = run_episode(env, expert.act, filt, injector(kind, limits), SEED, STEPS, keep_commands=True)
     assert res.ticks == STEPS * env.unwrapped.substeps
     check_invariants(res.commands, limits)
@@ -70,7 +69,7 @@ def test_full_filter_under_each_fault(setup, kind: str) -> None:
 
 def test_a_stall_holds_the_command_then_damps(setup) -> None:
     env, limits, _, expert = setup
-    res = run_episode(env, expert.act, SafetyFilter(limits), injector("stall", limits), SEED, STEPS, True)
+    res = run_episode(env, expert.act, make_filter(limits), injector("stall", limits), SEED, STEPS, True)
     dt = env.unwrapped.physics.timestep
     tick = lambda t: round(t / dt)  # noqa: E731
     period = limits.policy_period
@@ -89,7 +88,7 @@ def test_the_filter_prevents_the_violations_of_wild_commands(setup, kind: str) -
     env, limits, guard, expert = setup
     bare = run_episode(env, expert.act, None, injector(kind, limits), SEED, STEPS)
     filtered = run_episode(
-        env, expert.act, SafetyFilter(limits, critic=guard), injector(kind, limits), SEED, STEPS
+        env, expert.act, make_filter(limits, critic=guard), injector(kind, limits), SEED, STEPS
     )
     assert filtered.violation_steps <= bare.violation_steps
     if kind != "sign_flip":
@@ -100,7 +99,7 @@ def test_nominal_episode_is_not_disturbed(setup) -> None:
     env, limits, _, expert = setup
     fault = injector("none", limits)
     bare = run_episode(env, expert.act, None, fault, SEED, 100)
-    filtered = run_episode(env, expert.act, SafetyFilter(limits), fault, SEED, 100)
+    filtered = run_episode(env, expert.act, make_filter(limits), fault, SEED, 100)
     assert bare.success and filtered.success and filtered.violation_steps == 0
 
 

@@ -92,6 +92,8 @@ def test_corrupt_and_absent_logs_are_named(tmp_path: Path, run_dir: Path) -> Non
     bad = tmp_path / "bad"
     shutil.copytree(run_dir / "log", bad)
     mcap = next(bad.glob("*.mcap"))
-    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 3])
+    # cut inside the first record after the header: nothing to salvage (a log cut later is
+    # salvaged and replayed: tests/deploy/test_replay_salvage.py)
+    mcap.write_bytes(mcap.read_bytes()[:64])
     with pytest.raises(LogError, match=str(bad)):
         read_log(bad, spec.joint_names)

@@ -138,3 +138,25 @@ def test_offline_modules_import_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_spine_replay_of_another_arms_ros2_log_states_its_rate(
+    widowx_bundle: Path, tmp_path: Path, capsys
+) -> None:
+    """A UR-like ROS 2 log (500 Hz, JointTrajectory commands) mapped by name onto the WidowX task."""
+    from tests.deploy.ros2_bags import ur_mapping, write_ur_log
+
+    bag = write_ur_log(tmp_path / "bag", "mcap", "humble")
+    mapping = tmp_path / "ur.yaml"
+    mapping.write_text(json.dumps(ur_mapping()))
+    rc = replay_main(
+        [str(bag), "--bundle", str(widowx_bundle), "--out", str(tmp_path / "o"), "--mapping", str(mapping)]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "spine-replay: log: /joint_states: 2000 messages over 4.0 s at 500.0 Hz" in out
+    assert "spine-replay: resampled to 25 Hz: no gap over 0.1 s" in out
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["commanded_joints"] == ["waist", "shoulder", "elbow", "wrist_angle", "wrist_rotate"]
+    assert report["command_error_rad"]["waist"]["ticks"] > 90
+    assert "500.0 Hz" in (tmp_path / "o" / "report.md").read_text()

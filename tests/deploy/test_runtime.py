@@ -1,5 +1,6 @@
 """The torch-free runtime: bound onnxruntime graphs, chunk execution, subgoal hold, deadlines,
-contract validation; and the Controller driving chunked and hierarchical bundles in MuJoCo."""
+contract validation; and the Controller driving chunked and hierarchical bundles in MuJoCo.
+(The executors alone, without onnxruntime: tests/sim/test_execution.py.)"""
 
 from __future__ import annotations
 
@@ -10,52 +11,20 @@ import numpy as np
 import pytest
 
 import sim
-from deploy.runtime.agents import ChunkPolicy, HierarchicalPolicy, StepPolicy, load_agent
+from deploy.runtime.agents import load_agent
 from deploy.runtime.bundle import load_bundle
-from deploy.runtime.chunking import RecedingHorizon, SubgoalHold, TemporalEnsemble
 from deploy.runtime.controller import Controller
 from deploy.runtime.deadline import DeadlineMonitor
 from deploy.runtime.graph import OnnxGraph, OnnxPolicy
+from sim.chunking import SubgoalHold
 from sim.contract import ContractMismatch, TensorSpec
+from sim.execution import ChunkPolicy, HierarchicalPolicy, StepPolicy
 from tests.deploy.test_export import build_bundle
 
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {f: build_bundle(f, tmp_path_factory.mktemp(f)) for f in ("gcbc", "diffusion", "hiql")}
-
-
-def test_receding_horizon_executes_the_first_steps_then_asks_for_a_plan() -> None:
-    q = RecedingHorizon(execute_steps=3, n_joints=2)
-    assert q.due()
-    with pytest.raises(RuntimeError, match="empty"):
-        q.pop()
-    chunk = np.arange(10.0).reshape(5, 2)
-    q.push(chunk)
-    out = [q.pop().copy() for _ in range(3)]
-    np.testing.assert_array_equal(out, chunk[:3])
-    assert q.due()
-    q.push(chunk + 100)
-    q.reset()
-    assert q.due()
-
-
-def test_temporal_ensemble_averages_overlapping_plans_with_act_weights() -> None:
-    ens = TemporalEnsemble(horizon=3, every=1, decay=0.5)
-    a, b = np.full((3, 1), 1.0), np.full((3, 1), 3.0)
-    assert ens.due()
-    ens.push(a)
-    assert ens.pop()[0] == 1.0
-    assert ens.due()
-    ens.push(b)  # tick 1: a[1] (oldest, weight 1) and b[0] (weight e^-0.5)
-    w = np.exp(-0.5)
-    np.testing.assert_allclose(ens.pop(), [(1.0 + 3.0 * w) / (1 + w)])
-    every2 = TemporalEnsemble(horizon=4, every=2)
-    every2.push(np.zeros((4, 1)))
-    every2.pop()
-    assert not every2.due()
-    with pytest.raises(ValueError, match="every"):
-        TemporalEnsemble(horizon=2, every=3)
 
 
 def test_subgoal_hold_and_deadline_monitor() -> None:

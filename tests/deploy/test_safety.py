@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage
+from deploy.safety.engines import make_filter
+from deploy.safety.filter import SafetyLimits, Stage
+from deploy.safety.interface import FilterEngine
 from deploy.safety.kinematics import SerialChain, chain_from_mujoco
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
@@ -21,8 +23,8 @@ LIMITS = SafetyLimits(
 )
 
 
-def fresh(q0: np.ndarray | None = None) -> SafetyFilter:
-    f = SafetyFilter(LIMITS)
+def fresh(q0: np.ndarray | None = None) -> FilterEngine:
+    f = make_filter(LIMITS)
     f.reset(np.full(N, 0.2) if q0 is None else q0)
     return f
 
@@ -74,7 +76,7 @@ def test_far_command_is_clamped_by_envelope_and_rate_limit() -> None:
 
 def test_reset_refuses_non_finite_state() -> None:
     with pytest.raises(ValueError, match="finite"):
-        SafetyFilter(LIMITS).reset(np.array([0.0, np.nan, 0.0]))
+        make_filter(LIMITS).reset(np.array([0.0, np.nan, 0.0]))
 
 
 wild = st.floats(allow_nan=True, allow_infinity=True, width=64) | st.floats(-1e3, 1e3)
@@ -132,7 +134,7 @@ def test_estop_holds_where_the_arm_was_when_it_engaged(engine: str) -> None:
     """The e-stop's target is latched at engagement: an arm that sags afterwards (a position
     loop without gravity compensation) is commanded back (as far as the velocity envelope around
     the measured position allows), not followed down; a release and a second e-stop latch anew."""
-    f = SafetyFilter(LIMITS, engine=engine)
+    f = make_filter(LIMITS, engine=engine)
     q0 = np.array([0.3, 0.1, 0.5])
     f.reset(q0)
     for k in range(60):
@@ -149,7 +151,7 @@ def test_estop_holds_where_the_arm_was_when_it_engaged(engine: str) -> None:
 
 def test_cbf_envelope_slows_the_approach_to_a_limit() -> None:
     lim = SafetyLimits(**{**vars(LIMITS), "cbf_alpha": 5.0, "tick_period": 1.0})  # no rate limit
-    f = SafetyFilter(lim)
+    f = make_filter(lim)
     q = np.array([0.9, 0.2, 0.2])  # joint 0 is 0.1 rad from q_max = 1.0
     f.reset(q)
     out, stages = f(np.array([5.0, 0.2, 0.2]), q, 0.0)
@@ -163,7 +165,7 @@ def test_cbf_envelope_slows_the_approach_to_a_limit() -> None:
 
 def test_stale_missing_and_frozen_sensors_hold() -> None:
     lim = SafetyLimits(**{**vars(LIMITS), "frozen_ticks": 3, "frozen_tolerance": 0.01})
-    f = SafetyFilter(lim)
+    f = make_filter(lim)
     f.reset(np.full(N, 0.2))
     first = f.tick(np.array([0.25, 0.2, 0.2]), np.full(N, 0.2), 0.0).command
     r = f.tick(np.array([0.3, 0.2, 0.2]), np.full(N, 0.2), 0.0, state_age=lim.sensor_timeout * 2)
@@ -178,7 +180,7 @@ def test_stale_missing_and_frozen_sensors_hold() -> None:
 
 def test_interpolation_ramps_between_policy_commands() -> None:
     lim = SafetyLimits(**{**vars(LIMITS), "interpolate": True, "tick_period": 0.01})
-    f = SafetyFilter(lim)
+    f = make_filter(lim)
     f.reset(np.full(N, 0.2))
     target = np.array([0.24, 0.2, 0.2])
     outs = [f.tick(target, np.full(N, 0.2), age).command[0] for age in (0.0, 0.01, 0.02, 0.03)]
@@ -222,7 +224,7 @@ def test_chain_matches_mujoco_forward_kinematics() -> None:
 
 
 def test_workspace_stops_the_hand_above_the_table() -> None:
-    f = SafetyFilter(ARM)
+    f = make_filter(ARM)
     q = np.asarray(c.READY_LOW)  # hand ~0.15 m over the table
     f.reset(q)
     down = q + np.array([0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0])  # shoulder forward: hand into the table
@@ -249,7 +251,7 @@ arm_tick = st.tuples(arm_cmd, arm_vec, st.floats(0.0, 0.5), st.booleans())
 @settings(max_examples=100, deadline=None)
 @given(ticks=st.lists(arm_tick, min_size=1, max_size=30))
 def test_every_output_stays_in_the_box_and_cartesian_rate(ticks: list) -> None:
-    f = SafetyFilter(ARM)
+    f = make_filter(ARM)
     f.reset(np.asarray(c.HOME))
     prev = f.last.copy()
     for cmd, q, age, estop in ticks:
@@ -274,7 +276,7 @@ full_tick = st.tuples(maybe_cmd, maybe_q, st.floats(0.0, 1.0), st.booleans(), st
 )
 def test_every_stage_keeps_outputs_inside_the_envelope_and_rate_limit(q0: np.ndarray, ticks: list) -> None:
     """Damping, e-stop, stale/missing/frozen sensors and interpolation included."""
-    f = SafetyFilter(FULL)
+    f = make_filter(FULL)
     f.reset(q0)
     prev = f.last.copy()
     for cmd, q, age, estop, state_age in ticks:
@@ -287,7 +289,7 @@ def test_every_stage_keeps_outputs_inside_the_envelope_and_rate_limit(q0: np.nda
 
 
 def test_the_filters_plain_int_bits_are_the_stage_values() -> None:
-    from deploy.safety import filter as safety
+    from deploy.safety import native_filter as safety  # the C engine's bits (filter.c's enum)
 
     for name in ("GUARD", "WATCHDOG", "ENVELOPE", "RATE", "CRITIC", "WORKSPACE", "ESTOP", "DAMP"):
         stage = {"GUARD": "INPUT_GUARD", "RATE": "RATE_LIMIT"}.get(name, name)

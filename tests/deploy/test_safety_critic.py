@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.safety.critic import CANDIDATES, CriticGuard, OnnxCritic, candidate_name, load_critic
-from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage
+from deploy.safety.critic import CANDIDATES, CriticGuard, OnnxCritic, candidate_name
+from deploy.safety.engines import load_critic, make_filter, open_critic
+from deploy.safety.filter import SafetyLimits, Stage
 from sim.contract import ContractMismatch
 from sim.observation import build_observation
 
@@ -96,7 +97,7 @@ def _plain_onnx(critic_path: Path) -> None:
 def test_selection_graph_picks_the_first_candidate_under_the_threshold(critic_path: Path, scene) -> None:
     env, state = scene
     spec = env.task_spec
-    critic = OnnxCritic(critic_path, spec)
+    critic = open_critic(critic_path, spec)
     obs = build_observation(state, spec.observation)
     q = state["joint_pos"]
     action, hold = q + 0.3, q - 0.01
@@ -121,7 +122,7 @@ def test_filter_runs_the_critic_on_new_commands_and_reports_risk_every_tick(crit
     guard = load_critic(critic_path, spec, tick_hz=500)
     assert guard.period_ticks == 5  # critic_hz 100 at 500 Hz ticks
     lim = SafetyLimits.from_spec(spec, margin=0.08, tick_hz=500)
-    f = SafetyFilter(lim, critic=guard)
+    f = make_filter(lim, critic=guard)
     q = state["joint_pos"]
     f.reset(q)
     obs = build_observation(state, spec.observation)
@@ -133,7 +134,7 @@ def test_filter_runs_the_critic_on_new_commands_and_reports_risk_every_tick(crit
     r = f.tick(cmd + 0.01, q, 0.0, observation=obs)  # a new command: judged at once
     assert r.critic_ran
     everything = CriticGuard(guard.critic, threshold=1e-12, period_ticks=5)  # nothing is safe enough
-    g = SafetyFilter(lim, critic=everything)
+    g = make_filter(lim, critic=everything)
     g.reset(q)
     r = g.tick(q + 0.3, q, 0.0, observation=obs)
     assert r.choice == int(np.argmin(everything.last_risks))
@@ -159,9 +160,9 @@ def test_outputs_stay_in_the_envelope_with_the_critic_in_the_loop(
 ) -> None:
     env, state = scene
     spec = env.task_spec
-    guard = CriticGuard(OnnxCritic(critic_path, spec), threshold=threshold, period_ticks=3)
+    guard = CriticGuard(open_critic(critic_path, spec), threshold=threshold, period_ticks=3)
     lim = SafetyLimits.from_spec(spec, margin=0.08, tick_hz=500)
-    f = SafetyFilter(lim, critic=guard)
+    f = make_filter(lim, critic=guard)
     q0 = state["joint_pos"]
     f.reset(q0)
     obs = build_observation(state, spec.observation)
@@ -180,14 +181,13 @@ import sys
 sys.modules["torch"] = None  # any `import torch` now raises ImportError
 import numpy as np
 import sim
-from deploy.safety.critic import load_critic
-from deploy.safety.filter import SafetyFilter
+from deploy.safety.engines import load_critic, make_filter
 from deploy.safety.model_limits import arm_limits
 from sim.observation import build_observation
 env = sim.make("reach_obstacles")
 env.reset(seed=0)
 state = env.state()
-filt = SafetyFilter(arm_limits(env), critic=load_critic(sys.argv[1], env.task_spec, tick_hz=500))
+filt = make_filter(arm_limits(env), critic=load_critic(sys.argv[1], env.task_spec, tick_hz=500))
 filt.reset(state["joint_pos"])
 r = filt.tick(state["joint_pos"] + 0.01, state["joint_pos"], 0.0,
               observation=build_observation(state, env.task_spec.observation))

@@ -20,10 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.safety.critic import CriticGuard, OnnxCritic, load_critic
+from deploy.safety.critic import CriticGuard
+from deploy.safety.engines import load_critic
 from deploy.safety.filter import SafetyFilter, SafetyLimits, Stage, TickReport
+from deploy.safety.interface import FilterEngine, RiskCritic
 from deploy.safety.kinematics import chain_from_mujoco
-from deploy.safety.native_critic import build_native
+from deploy.safety.native_critic import NativeOnnxCritic, build_native
+from deploy.safety.native_filter import NativeSafetyFilter
 from sim.observation import build_observation
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
@@ -32,6 +35,7 @@ from tests.deploy.test_safety_native import same
 
 TASK = "reach_obstacles"
 ENGINES = ("python", "native")
+CLASSES: dict[str, type[FilterEngine]] = {"python": SafetyFilter, "native": NativeSafetyFilter}
 ENV = sim.make(TASK)
 ENV.reset(seed=3)
 SPEC = ENV.task_spec
@@ -102,8 +106,13 @@ def guards(critic_path: Path) -> dict[str, CriticGuard]:
     return {e: load_critic(critic_path, SPEC, tick_hz=TICK_HZ, engine="native") for e in ENGINES}
 
 
-def pair(lim: SafetyLimits, guards: dict[str, CriticGuard] | None = None) -> dict[str, SafetyFilter]:
-    filters = {e: SafetyFilter(lim, None if guards is None else guards[e], engine=e) for e in ENGINES}
+def build(engine: str, lim: SafetyLimits, critic: RiskCritic | None = None) -> FilterEngine:
+    """The filter of ``engine``: the numpy reference or the C engine, two separate classes."""
+    return CLASSES[engine](lim, critic)
+
+
+def pair(lim: SafetyLimits, guards: dict[str, CriticGuard] | None = None) -> dict[str, FilterEngine]:
+    filters = {e: build(e, lim, None if guards is None else guards[e]) for e in ENGINES}
     assert [f.engine for f in filters.values()] == list(ENGINES)
     return filters
 
@@ -230,7 +239,7 @@ tick = st.tuples(
 )
 
 
-def run_both(filters: dict[str, SafetyFilter], q0: np.ndarray, ticks: list) -> list[TickReport]:
+def run_both(filters: dict[str, FilterEngine], q0: np.ndarray, ticks: list) -> list[TickReport]:
     """Tick both engines on ``ticks``; check the contract on every command of each and that
     they are the same; the Python engine's reports."""
     for f in filters.values():
@@ -283,7 +292,7 @@ def test_with_the_critic_every_command_is_safe_and_the_engines_agree(
 
 # --- the two bug reports ---------------------------------------------------------------
 def attack_then_normal(
-    filters: dict[str, SafetyFilter], attack: np.ndarray, normal: np.ndarray, ticks: int = 60
+    filters: dict[str, FilterEngine], attack: np.ndarray, normal: np.ndarray, ticks: int = 60
 ) -> dict[str, list[TickReport]]:
     """``ticks`` ticks of ``attack`` (a new policy command every 20 ticks), then ``normal``
     for as long; every command checked against the contract."""
@@ -367,7 +376,7 @@ class BrokenCritic:
 
 @pytest.mark.parametrize("bad", [math.nan, -math.nan, math.inf, -math.inf, 1e39])
 def test_the_last_stage_holds_a_bad_value_and_names_the_stage(bad: float) -> None:
-    f = SafetyFilter(limits(), BrokenCritic(np.where(np.arange(N) == 2, bad, Q0), bad_calls=3), "python")
+    f = SafetyFilter(limits(), BrokenCritic(np.where(np.arange(N) == 2, bad, Q0), bad_calls=3))
     f.reset(Q0)
     prev = f.last.copy()
     cmd = start_of(Q0 + 0.01)
@@ -407,8 +416,8 @@ def nan_critic(path: Path, out: Path) -> CriticGuard:
         t.CopyFrom(numpy_helper.from_array(a, t.name))
     broken = out / "broken.onnx"
     onnx.save(model, str(broken))
-    critic = OnnxCritic(path, SPEC, engine="native")  # passes its parity check...
-    critic._native, _ = build_native(broken, critic._q.start)  # ...then runs the broken graph
+    critic = NativeOnnxCritic(path, SPEC)  # passes its parity check...
+    critic.evaluator, _ = build_native(broken, critic._q.start)  # ...then runs the broken graph
     return CriticGuard(critic, threshold=1.0)
 
 
@@ -436,7 +445,7 @@ def test_the_last_stage_holds_a_nan_from_the_c_critic_on_both_engines(
 
 
 def test_the_last_stage_bit() -> None:
-    from deploy.safety import filter as safety
+    from deploy.safety import native_filter as safety
 
     assert int(Stage.LAST_STAGE) == 256 == safety._LAST
     assert Stage.LAST_STAGE.names() == ["last_stage"]
@@ -446,7 +455,7 @@ def test_the_last_stage_bit() -> None:
 # --- malformed inputs: read cleanly or refused, never an exception -----------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_wrong_dtypes_are_read_or_refused_cleanly(engine: str) -> None:
-    f = SafetyFilter(limits(), engine=engine)
+    f = build(engine, limits())
     f.reset(Q0)
     cmd = start_of(Q0 + 0.004)
     for form in ("f32", "list", "2d", "strided", "big_endian"):  # real numbers: read as such
@@ -502,7 +511,7 @@ DAMP_AGE = DAMP_PERIODS * POLICY_PERIOD  # 0.4 s
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_stuck_policy_clock_holds_then_damps(engine: str) -> None:
     """The command is never renewed (its stamp is stuck): its age keeps growing."""
-    f = SafetyFilter(limits(), engine=engine)
+    f = build(engine, limits())
     f.reset(Q0)
     q = start_of(Q0 - 0.05)  # the arm sags away from the command: damping follows it
     cmd = start_of(Q0 + 0.01)
@@ -530,7 +539,7 @@ BACKWARD = [-1e-9, -0.004, -1.0, -1e308, -math.inf, math.nan, -math.nan]
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("bad", BACKWARD)
 def test_a_backward_or_nan_command_age_is_not_fresh(engine: str, bad: float) -> None:
-    f = SafetyFilter(limits(interpolate=True), engine=engine)
+    f = build(engine, limits(interpolate=True))
     f.reset(Q0)
     cmd = start_of(Q0 + 0.02)
     first = f.tick(cmd, Q0, 0.0)
@@ -545,7 +554,7 @@ def test_a_backward_or_nan_command_age_is_not_fresh(engine: str, bad: float) -> 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("jump", [DAMP_AGE + 1e-6, 1e6, 1e308, math.inf])
 def test_a_clock_that_jumps_forward_damps(engine: str, jump: float) -> None:
-    f = SafetyFilter(limits(), engine=engine)
+    f = build(engine, limits())
     f.reset(Q0)
     cmd = start_of(Q0 + 0.02)
     prev = f.tick(cmd, Q0, 0.0).command
@@ -560,7 +569,7 @@ def test_a_clock_that_jumps_forward_damps(engine: str, jump: float) -> None:
 @pytest.mark.parametrize("bad", [*BACKWARD, SENSOR_TIMEOUT + 1e-9, 1.0, math.inf, 1e308])
 def test_a_sensor_reading_of_no_valid_age_trips_the_guard(engine: str, bad: float) -> None:
     """Late stamps (older than the timeout), stamps from the future (negative ages), NaN."""
-    f = SafetyFilter(limits(), engine=engine)
+    f = build(engine, limits())
     f.reset(Q0)
     cmd = start_of(Q0 + 0.02)
     first = f.tick(cmd, Q0, 0.0, state_age=0.0)
@@ -576,7 +585,7 @@ def test_duplicated_sensor_stamps_trip_the_guard(engine: str) -> None:
     """The same reading delivered again and again: its stamp does not move, so its age grows
     past the timeout; with frozen detection on, the bit-identical reading trips it first."""
     for frozen_ticks, tripped_at in ((0, int(SENSOR_TIMEOUT * TICK_HZ) + 1), (5, 5)):
-        f = SafetyFilter(limits(frozen_ticks=frozen_ticks, frozen_tolerance=0.01), engine=engine)
+        f = build(engine, limits(frozen_ticks=frozen_ticks, frozen_tolerance=0.01))
         f.reset(Q0)
         far = start_of(Q0 + 0.5)  # the command pulls away from the reading
         stages = [f.tick(far, Q0.copy(), i / TICK_HZ % 0.04, state_age=i / TICK_HZ).stages for i in range(40)]
@@ -589,7 +598,7 @@ def test_a_jumping_clock_sequence(engine: str) -> None:
     """A command clock that jumps back and forth: only the ticks of a valid age are live."""
     ages = [0.0, 0.002, -0.5, 0.004, math.nan, 0.006, 1e9, 0.008, -math.inf, 0.010]
     live = [True, True, False, True, False, True, False, True, False, True]
-    f = SafetyFilter(limits(interpolate=True), engine=engine)
+    f = build(engine, limits(interpolate=True))
     f.reset(Q0)
     prev = start_of(Q0)
     cmd = start_of(Q0 + 0.01)

@@ -1,6 +1,7 @@
-"""The C tick (deploy/safety/native/filter.c) against the Python filter it repeats: bit-identical
-commands, stage bits, risks and choices over arbitrary input sequences; the C critic against
-onnxruntime; ``warm``; and the fallbacks, which say why."""
+"""The C engine (``NativeSafetyFilter``, deploy/safety/native/filter.c) against the reference it
+repeats (``SafetyFilter``): bit-identical commands, stage bits, risks and choices over arbitrary
+input sequences; the C critic against onnxruntime; ``warm``; and the fallbacks of
+``make_filter``, which say why."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim
-from deploy.safety.critic import OnnxCritic, load_critic
+from deploy.safety.critic import OnnxCritic
+from deploy.safety.engines import load_critic, make_filter
+from deploy.safety.extension import NativeUnavailable, extension
 from deploy.safety.filter import SafetyFilter, SafetyLimits, TickReport
 from deploy.safety.model_limits import arm_limits
-from deploy.safety.native_critic import NativeUnavailable, build_native, extension, parity
+from deploy.safety.native_critic import NativeOnnxCritic, build_native, parity
+from deploy.safety.native_filter import NativeSafetyFilter
 from sim.observation import build_observation
 from tests.deploy.test_safety import LIMITS, N
 from tests.deploy.test_safety_critic import untrained_critic
@@ -75,7 +79,7 @@ small_tick = st.tuples(
 )
 def test_the_c_tick_is_the_python_tick_bit_for_bit(interpolate: bool, q0: np.ndarray, ticks: list) -> None:
     limits = SafetyLimits(**{**SMALL.__dict__, "interpolate": interpolate})
-    py, c = SafetyFilter(limits, engine="python"), SafetyFilter(limits, engine="native")
+    py, c = SafetyFilter(limits), NativeSafetyFilter(limits)
     assert (py.engine, c.engine) == ("python", "native")
     py.reset(q0)
     c.reset(q0)
@@ -103,8 +107,8 @@ def test_with_the_critic_box_and_cartesian_limit_too(
     limits = SafetyLimits(**{**limits.__dict__, "interpolate": interpolate})
     spec = env.task_spec
     guards = [load_critic(critic_path, spec, tick_hz=500.0, engine="native") for _ in range(2)]
-    py = SafetyFilter(limits, guards[0], engine="python")
-    c = SafetyFilter(limits, guards[1], engine="native")
+    py = SafetyFilter(limits, guards[0])
+    c = NativeSafetyFilter(limits, guards[1])
     rng = np.random.default_rng(seed)
     q = state["joint_pos"].copy()
     py.reset(q)
@@ -133,7 +137,7 @@ def test_warm_changes_nothing(arm: tuple, critic_path: Path) -> None:
     """A filter warmed before each tick gives exactly the commands of one that is not."""
     env, limits, state = arm
     guards = [load_critic(critic_path, env.task_spec, tick_hz=500.0) for _ in range(2)]
-    cold, warmed = SafetyFilter(limits, guards[0]), SafetyFilter(limits, guards[1])
+    cold, warmed = make_filter(limits, guards[0]), make_filter(limits, guards[1])
     q = state["joint_pos"].copy()
     cold.reset(q)
     warmed.reset(q)
@@ -148,13 +152,13 @@ def test_warm_changes_nothing(arm: tuple, critic_path: Path) -> None:
         q = q + 0.3 * (a.command - q)
         obs[:7] = q
     with pytest.raises(RuntimeError, match="before reset"):
-        SafetyFilter(limits).warm(q, q, 0.0)
+        make_filter(limits).warm(q, q, 0.0)
 
 
 def test_c_critic_matches_onnxruntime(critic_path: Path) -> None:
     spec = sim.make(TASK).task_spec
-    native = OnnxCritic(critic_path, spec, engine="native")
-    ort = OnnxCritic(critic_path, spec, engine="onnxruntime")
+    native = NativeOnnxCritic(critic_path, spec)
+    ort = OnnxCritic(critic_path, spec)
     assert (native.engine, ort.engine) == ("native", "onnxruntime")
     assert native.native_parity["max_abs_risk_error"] <= 1e-4
     rng = np.random.default_rng(1)
@@ -189,7 +193,7 @@ def test_a_c_critic_that_disagrees_with_onnxruntime_is_refused(critic_path: Path
     other = tmp_path / "other.onnx"
     onnx.save(model, str(other))
     spec = sim.make(TASK).task_spec
-    reference = OnnxCritic(critic_path, spec, engine="onnxruntime")
+    reference = OnnxCritic(critic_path, spec)
     native, init = build_native(other, reference._q.start)
     with pytest.raises(NativeUnavailable, match="differs from onnxruntime"):
         parity(native, init, reference.run_onnxruntime, reference._q)
@@ -204,10 +208,10 @@ def test_engines_say_why_they_are_not_native(arm: tuple) -> None:
         def evaluate(self, observation, action, hold):  # type: ignore[no-untyped-def]
             return action, 0.0, 0
 
-    auto = SafetyFilter(limits, PythonCritic())  # type: ignore[arg-type]
+    auto = make_filter(limits, PythonCritic())  # type: ignore[arg-type]
     assert auto.engine == "python" and "not a native critic" in auto.engine_note
     with pytest.raises(ValueError, match=r"no native engine: .*PythonCritic"):
-        SafetyFilter(limits, PythonCritic(), engine="native")  # type: ignore[arg-type]
+        make_filter(limits, PythonCritic(), engine="native")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="engine 'fast' is not one of"):
-        SafetyFilter(limits, engine="fast")
-    assert SafetyFilter(limits).engine == "native"
+        make_filter(limits, engine="fast")
+    assert make_filter(limits).engine == "native"

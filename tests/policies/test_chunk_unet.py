@@ -36,7 +36,7 @@ def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match="denoiser"):
         DiffusionConfig(denoiser="transformer")
     with pytest.raises(ValueError, match="horizon 6 is not divisible"):
-        DiffusionPolicy(SPEC, DiffusionConfig(**{**TOY, **UNET, "horizon": 6, "unet_levels": 3}))
+        DiffusionPolicy(SPEC, DiffusionConfig(**{**TOY, **UNET, "chunk_length": 6, "unet_levels": 3}))
 
 
 def test_unet_diffusion_learns_both_modes_and_round_trips(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_unet_diffusion_learns_both_modes_and_round_trips(tmp_path: Path) -> Non
 
 def test_unet_diffusion_exports_by_tracing_with_parity(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    config = {"hidden": 32, "layers": 1, "horizon": 4, "execute_steps": 2, "sampler_steps": 2, **UNET}
+    config = {"hidden": 32, "layers": 1, "chunk_length": 4, "execute_steps": 2, "sampler_steps": 2, **UNET}
     policy = make_policy("diffusion", sim.make("reach").task_spec, policy_entry("diffusion").config(**config))
     save_checkpoint(tmp_path / "ckpt", randomize_for_export(policy, 0), {}, 0, {})
     report = export_bundle(tmp_path / "ckpt", tmp_path / "bundle", samples=64)

@@ -24,7 +24,7 @@ def test_goals_stay_in_their_episode_and_follow_the_mix() -> None:
 
 def test_chunks_are_clipped_and_masked_at_the_episode_end() -> None:
     ds = TrajectoryDataset(toy([5, 7]), seed=0)
-    chunk, valid = ds.chunk_indices(np.array([3, 5]), horizon=4)
+    chunk, valid = ds.chunk_indices(np.array([3, 5]), chunk_length=4)
     np.testing.assert_array_equal(chunk, [[3, 4, 4, 4], [5, 6, 7, 8]])
     np.testing.assert_array_equal(valid, [[True, True, False, False], [True] * 4])
     assert ds.gather("action", chunk).shape == (2, 4, 1)

@@ -13,18 +13,14 @@ from policies.denoiser import ChunkDenoiser, edm_scalings
 from policies.diffusion import DiffusionConfig, DiffusionPolicy
 from policies.distill import DistilledPolicy, StudentConfig
 from policies.family import TrainContext
-from sim.spec import ActionSpec, FieldSpec, TaskSpec
+from tests.sim.toy import TOY_SPEC
 
 MODE = 0.4  # rad: the toy's two target offsets are +MODE and -MODE
 TOY = dict(
-    horizon=4, execute_steps=2, hidden=64, layers=2, lr=1e-2, sampler_steps=8, noise_scale=1.0, sigma_data=1.0
-)
-SPEC = TaskSpec(
-    name="toy", robot="toy", joint_names=("a", "b"), joint_pos_min=(-1.0, -1.0), joint_pos_max=(1.0, 1.0),
-    joint_vel_max=(1.0, 1.0), observation=(FieldSpec("joint_pos", 2, "rad"),), goal=FieldSpec("goal", 1, "m"),
-    action=ActionSpec("joint_position", "rad", (0.5, 0.5)), control_hz=10.0, physics_hz=100.0,
-    episode_steps=8, success_threshold=0.1,
+    chunk_length=4, execute_steps=2, hidden=64, layers=2, lr=1e-2, sampler_steps=8, noise_scale=1.0,
+    sigma_data=1.0,
 )  # fmt: skip
+SPEC = TOY_SPEC
 
 
 def toy_data(episodes: int = 64, length: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
@@ -50,7 +46,7 @@ def ctx(steps: int) -> TrainContext:
 
 def chunks(policy: DiffusionPolicy, n: int = 200, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` chunks ``(n, H, 2)`` at q = 0 and the noise ``(n, H, 2)`` they came from."""
-    noise = torch.randn(n, policy.config.horizon, 2, generator=torch.Generator().manual_seed(seed))
+    noise = torch.randn(n, policy.config.chunk_length, 2, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         return policy(torch.zeros(n, 2), torch.zeros(n, 1), noise), noise
 
@@ -146,7 +142,7 @@ def test_training_loss_decreases_and_samples_keep_both_modes(teacher: Teacher) -
 def test_student_maps_distinct_noises_to_distinct_modes(teacher: Teacher) -> None:
     policy, path, _ = teacher
     torch.manual_seed(1)
-    small = {k: TOY[k] for k in ("horizon", "execute_steps", "hidden", "layers", "sigma_data")}
+    small = {k: TOY[k] for k in ("chunk_length", "execute_steps", "hidden", "layers", "sigma_data")}
     student = DistilledPolicy(
         SPEC,
         StudentConfig(
@@ -187,16 +183,16 @@ def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match="sampler"):
         DiffusionConfig(sampler="hune")
     with pytest.raises(ValueError, match="execute_steps"):
-        DiffusionConfig(horizon=4, execute_steps=5)
+        DiffusionConfig(chunk_length=4, execute_steps=5)
     with pytest.raises(ValueError, match="sampler_steps"):
         StudentConfig(sampler_steps=4)
     with pytest.raises(ValueError, match="labels"):
         DiffusionConfig(labels="actions")
-    student = DistilledPolicy(SPEC, StudentConfig(horizon=4, execute_steps=2, hidden=64, layers=2))
+    student = DistilledPolicy(SPEC, StudentConfig(chunk_length=4, execute_steps=2, hidden=64, layers=2))
     with pytest.raises(ValueError, match="teacher"):
         student.setup_training(ctx(1))
     data = {k: v for k, v in toy_data().items() if k != "expert_action"}
-    policy = DiffusionPolicy(SPEC, DiffusionConfig(horizon=4, execute_steps=2, hidden=64, layers=2))
+    policy = DiffusionPolicy(SPEC, DiffusionConfig(chunk_length=4, execute_steps=2, hidden=64, layers=2))
     with pytest.raises(ValueError, match="expert_action"):
         policy.setup_training(TrainContext("toy", {}, data, batch_size=8, total_steps=1, seed=0))
 
@@ -205,7 +201,7 @@ def test_chunks_come_from_the_labels_array_not_the_executed_actions() -> None:
     data = TrajectoryDataset(toy_data())
     idx = np.arange(0, 64, 8)  # first step of the first 8 episodes: the chunk stays in the episode
     for labels in ("expert_action", "action"):
-        config = DiffusionConfig(horizon=4, execute_steps=2, hidden=8, layers=1, labels=labels)
+        config = DiffusionConfig(chunk_length=4, execute_steps=2, hidden=8, layers=1, labels=labels)
         policy = DiffusionPolicy(SPEC, config)
         want = torch.as_tensor(data.data[labels][idx[:, None] + np.arange(4)], dtype=torch.float32)
         torch.testing.assert_close(policy.chunk_offsets(data, idx), want.flatten(1))  # q = 0
@@ -230,7 +226,7 @@ def test_hydra_configs_compose_and_reject_typos() -> None:
 def test_a_smaller_student_starts_from_scratch_not_from_the_teachers_weights(teacher: Teacher) -> None:
     """Width and depth may differ from the teacher's only without init_from_teacher."""
     _, path, _ = teacher
-    shared = {k: TOY[k] for k in ("horizon", "execute_steps", "sigma_data")}
+    shared = {k: TOY[k] for k in ("chunk_length", "execute_steps", "sigma_data")}
     smaller = {**shared, "hidden": TOY["hidden"] // 2, "layers": 1, "teacher": str(path), "pool_size": 256}
     smaller["net"] = "denoiser"
     with pytest.raises(ValueError, match=r"hidden.*init_from_teacher=false"):
@@ -240,3 +236,18 @@ def test_a_smaller_student_starts_from_scratch_not_from_the_teachers_weights(tea
     assert np.isfinite(student.update(1)["loss"])
     size = lambda m: sum(p.numel() for p in m.net.parameters())  # noqa: E731
     assert size(student) < size(teacher[0])
+
+
+def test_a_checkpoint_written_with_horizon_loads_as_chunk_length(teacher: Teacher, tmp_path: Path) -> None:
+    """``DiffusionConfig.chunk_length`` was ``horizon``: old checkpoints load with the same chunks."""
+    import json
+    import shutil
+
+    policy, path, _ = teacher
+    old = Path(shutil.copytree(path, tmp_path / "old"))
+    meta = json.loads((old / "checkpoint.json").read_text())
+    meta["policy_config"]["horizon"] = meta["policy_config"].pop("chunk_length")  # as written before
+    (old / "checkpoint.json").write_text(json.dumps(meta))
+    loaded, _ = load_checkpoint(old)
+    assert loaded.config.chunk_length == TOY["chunk_length"]
+    assert torch.equal(chunks(loaded, n=8)[0], chunks(policy, n=8)[0])

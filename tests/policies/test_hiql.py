@@ -14,6 +14,7 @@ from policies.dataset import TrajectoryDataset
 from policies.family import TrainContext
 from policies.hiql import HIQLConfig, HIQLPolicy
 from sim.collect import collect, load_dataset
+from sim.execution import HierarchicalPolicy
 
 EPISODE_STEPS = 60
 TINY = HIQLConfig(hidden=64, layers=2, rep_dim=4, lr=1e-3, subgoal_steps=5, high_level_every=3)
@@ -45,15 +46,17 @@ def make(nav: dict[str, np.ndarray], config: HIQLConfig = TINY, steps: int = 0) 
 
 
 def test_high_level_runs_every_k_steps_and_holds_its_subgoal(nav: dict[str, np.ndarray]) -> None:
-    policy = make(nav, steps=5)
+    """HIQL acts through the executor that ships (``sim.execution.HierarchicalPolicy``)."""
+    family = make(nav, steps=5)
     calls: list[torch.Tensor] = []
-    high_level = policy.high_level
+    high_level = family.high_level
 
     def counting(observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         calls.append(high_level(observation, goal))
         return calls[-1]
 
-    policy.high_level = counting  # type: ignore[method-assign]
+    family.high_level = counting  # type: ignore[method-assign]
+    policy = HeldSubgoal(family, calls)
     env = sim.make("maze")
     obs, _ = env.reset(seed=1)
     policy.reset()
@@ -68,6 +71,28 @@ def test_high_level_runs_every_k_steps_and_holds_its_subgoal(nav: dict[str, np.n
     assert policy._subgoal is None
     policy.act(obs)
     assert len(calls) == 5  # reset() makes the next act() plan again
+
+
+class HeldSubgoal:
+    """``family.act``/``reset`` and, as ``_subgoal``, the recorded high-level call whose output
+    the executor holds for the low level (None when it holds none)."""
+
+    def __init__(self, family: HIQLPolicy, calls: list[torch.Tensor]) -> None:
+        self.family, self.calls = family, calls
+
+    def reset(self) -> None:
+        self.family.reset()
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.family.act(obs)
+
+    @property
+    def _subgoal(self) -> torch.Tensor | None:
+        agent = self.family.agent()
+        assert isinstance(agent, HierarchicalPolicy)
+        if agent.held is None:
+            return None
+        return next(c for c in self.calls if np.array_equal(c.numpy(), agent.held))
 
 
 def test_contract_has_the_low_level_graph_and_both_rates(nav: dict[str, np.ndarray]) -> None:

@@ -18,7 +18,7 @@ from policies.family import TrainContext
 from policies.student_net import StudentMLP
 from sim import make
 
-SMALL = dict(horizon=4, execute_steps=2, hidden=32, layers=1)
+SMALL = dict(chunk_length=4, execute_steps=2, hidden=32, layers=1)
 # wider, deeper and without the teacher's mean head (which is inside the pool's targets)
 STUDENT = dict(SMALL, hidden=48, layers=2, mean_head=False, net="mlp", init_from_teacher=False, lr=1e-3)
 

@@ -1,4 +1,5 @@
-"""Contract tests over every registered task (dm_control's suite_test, in spirit)."""
+"""Contract tests over every registered task (dm_control's suite_test, in spirit), and reach on
+every configured arm (tests/robots.py: the Panda, the UR5e, a URDF)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import pytest
 import sim
 from sim.registry import expert_class, expert_tasks
 from sim.spec import TaskSpec
+from tests.robots import ROBOTS
 
-TASKS = sim.names()
 SHORT = {"episode_steps": 12}  # tiny episodes keep the whole folder fast
+# (task, robot): every registered task on its own arm, and reach on every configured arm
+TASKS = [pytest.param(t, "", id=t) for t in sim.names()] + [
+    pytest.param("reach", p.values[0], marks=p.marks, id=f"reach-{p.id}") for p in ROBOTS
+]
+
+
+def make(task: str, robot: str, **kwargs: object) -> object:
+    return sim.make(task, **({"robot": robot} if robot else {}), **kwargs)
 
 
 def _rollout(env, seed: int, steps: int) -> list[dict[str, np.ndarray]]:
@@ -23,9 +32,9 @@ def _rollout(env, seed: int, steps: int) -> list[dict[str, np.ndarray]]:
     return out
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_observation_matches_spec(task: str) -> None:
-    env = sim.make(task, **SHORT)
+@pytest.mark.parametrize(("task", "robot"), TASKS)
+def test_observation_matches_spec(task: str, robot: str) -> None:
+    env = make(task, robot, **SHORT)
     spec = env.task_spec
     assert isinstance(spec, TaskSpec)
     assert spec.name == task
@@ -51,25 +60,25 @@ def test_observation_matches_spec(task: str) -> None:
     assert env.observation_space.contains(obs)
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_deterministic_under_seed(task: str) -> None:
-    first = _rollout(sim.make(task, **SHORT), seed=7, steps=10)
-    second = _rollout(sim.make(task, **SHORT), seed=7, steps=10)
-    other = _rollout(sim.make(task, **SHORT), seed=8, steps=10)
+@pytest.mark.parametrize(("task", "robot"), TASKS)
+def test_deterministic_under_seed(task: str, robot: str) -> None:
+    first = _rollout(make(task, robot, **SHORT), seed=7, steps=10)
+    second = _rollout(make(task, robot, **SHORT), seed=7, steps=10)
+    other = _rollout(make(task, robot, **SHORT), seed=8, steps=10)
     for a, b in zip(first, second, strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     assert not np.array_equal(first[0]["desired_goal"], other[0]["desired_goal"])
-    reused = sim.make(task, **SHORT)
+    reused = make(task, robot, **SHORT)
     _rollout(reused, seed=8, steps=10)
     for a, b in zip(first, _rollout(reused, seed=7, steps=10), strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_random_actions_no_nan_costs_every_step(task: str) -> None:
-    env = sim.make(task, **SHORT)
+@pytest.mark.parametrize(("task", "robot"), TASKS)
+def test_random_actions_no_nan_costs_every_step(task: str, robot: str) -> None:
+    env = make(task, robot, **SHORT)
     env.reset(seed=3)
     env.action_space.seed(3)
     kinds = set(env.task_spec.cost_kinds)
@@ -103,8 +112,8 @@ def test_expert_succeeds_at_least_90_percent(task: str) -> None:
     assert successes >= 0.9 * episodes, f"{task}: expert succeeded in {successes}/{episodes}"
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_task_implements_the_backend_protocol(task: str) -> None:
+@pytest.mark.parametrize(("task", "robot"), TASKS)
+def test_task_implements_the_backend_protocol(task: str, robot: str) -> None:
     from sim.backend import TaskEnv
 
-    assert isinstance(sim.make(task, **SHORT), TaskEnv)
+    assert isinstance(make(task, robot, **SHORT), TaskEnv)

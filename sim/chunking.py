@@ -1,6 +1,8 @@
 """What runs on which tick: action-chunk execution and the high level's subgoal hold.
 
-A chunked policy plans ``H`` joint targets at once; the control loop needs one per tick.
+A chunked policy plans ``H = chunk_length`` joint targets at once; the control loop needs one
+per tick. Numpy only: the runtime (``deploy.runtime``) and training-time evaluation
+(``policies.torch_graph``) execute chunks and hold subgoals with these same classes.
 
 - ``RecedingHorizon``: execute the first ``execute_steps`` targets of a chunk, one per tick,
   then plan again (Diffusion Policy's receding-horizon control).
@@ -63,17 +65,19 @@ class TemporalEnsemble:
     """Weighted mean over the overlapping chunks that cover the current tick.
 
     Args:
-        horizon: targets per chunk ``H``.
+        chunk_length: targets per chunk ``H``.
         every: ticks between plans (1: plan every tick, as in ACT); at most ``H``.
         decay: ``m`` in the weights ``exp(-m * i)``, ``i = 0`` the oldest plan still covering
             the tick (0: plain mean).
     """
 
-    def __init__(self, horizon: int, every: int = 1, decay: float = 0.01) -> None:
-        if not 1 <= every <= horizon:
-            raise ValueError(f"TemporalEnsemble: every must be in 1..{horizon} (horizon), got {every}")
-        self.horizon, self.every, self.decay = horizon, every, decay
-        self._plans: deque[tuple[int, np.ndarray]] = deque(maxlen=-(-horizon // every))
+    def __init__(self, chunk_length: int, every: int = 1, decay: float = 0.01) -> None:
+        if not 1 <= every <= chunk_length:
+            raise ValueError(
+                f"TemporalEnsemble: every must be in 1..{chunk_length} (chunk_length), got {every}"
+            )
+        self.chunk_length, self.every, self.decay = chunk_length, every, decay
+        self._plans: deque[tuple[int, np.ndarray]] = deque(maxlen=-(-chunk_length // every))
         self._tick = 0
 
     def reset(self) -> None:
@@ -86,14 +90,14 @@ class TemporalEnsemble:
 
     def push(self, chunk: np.ndarray) -> None:
         """Add the chunk ``(H, J)`` planned on this tick (copied)."""
-        if len(chunk) != self.horizon:
-            raise ValueError(f"chunk of {len(chunk)} targets, horizon is {self.horizon}")
+        if len(chunk) != self.chunk_length:
+            raise ValueError(f"chunk of {len(chunk)} targets, chunk_length is {self.chunk_length}")
         self._plans.append((self._tick, np.array(chunk, dtype=np.float64)))
 
     def pop(self) -> np.ndarray:
         """This tick's target ``(J,)``: the weighted mean of the chunks covering it."""
         t = self._tick
-        rows = [chunk[t - start] for start, chunk in self._plans if start <= t < start + self.horizon]
+        rows = [chunk[t - start] for start, chunk in self._plans if start <= t < start + self.chunk_length]
         if not rows:
             raise RuntimeError("TemporalEnsemble.pop: no chunk covers this tick; push one first")
         w = np.exp(-self.decay * np.arange(len(rows)))

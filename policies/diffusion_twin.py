@@ -29,8 +29,7 @@ per corrected step), plus 6 before the solve, ``3 * layers - 1`` for the mean he
 (Gemm ``transB = 0``): onnxruntime's dynamic quantizer transposes a ``transB`` weight once per
 node that uses it, which breaks a weight shared by the unrolled steps. The export's parity check
 compares it with the policy's own ``forward``; if it ever disagrees (a denoiser changed under
-it), the export falls back to tracing ``forward`` itself. Torch is imported here: only the
-export runs this module.
+it), the export falls back to tracing ``forward`` itself (``DiffusionPolicy.graphs``).
 """
 
 from __future__ import annotations

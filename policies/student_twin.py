@@ -24,8 +24,7 @@ Everything but the MLP's hidden layers is affine, so it folds into two Gemms:
 ``4 x 512``: 21 onnxruntime nodes in float32 (Flatten, Concat, two Gemms, Mul, the hidden
 LayerNorm/GELU/Gemm stack, the last Gemm, Max, Min, Add, Reshape), 22 in int8. The export's
 parity check compares it with the policy's own ``forward``; if it ever disagrees, the export
-falls back to tracing ``forward``.
-Torch is imported here: only the export runs this module.
+falls back to tracing ``forward`` (``DistilledPolicy.lean_twin``).
 """
 
 from __future__ import annotations
