@@ -20,6 +20,7 @@ the file yet is appended under a ``## <title>`` heading. History lives in git.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -285,3 +286,16 @@ def versions_line(packages: Iterable[str] = ()) -> str:
         except metadata.PackageNotFoundError:
             parts.append(f"{name} not installed")
     return ", ".join(parts)
+
+
+def critic_calibration_note(critic: str | Path | None) -> list[str]:
+    """The held-out calibration of a ``critic.onnx`` from its training ``report.json`` (next to
+    it or, after ``spine-export <checkpoint> --out <dir>``, in that folder), as a note line."""
+    report = Path(critic).parent / "report.json" if critic else None
+    if report is None or not report.is_file():
+        return []
+    cal = json.loads(report.read_text()).get("calibration", {})
+    return [
+        f"Critic `{critic}`: held-out AUC {cal.get('auc', float('nan')):.3f}, "
+        f"ECE {cal.get('ece', float('nan')):.3f} (its report.json)."
+    ]

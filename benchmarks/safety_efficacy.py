@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from record import add_record_args, markdown_table, record
+from record import add_record_args, critic_calibration_note, markdown_table, record
 from tqdm import tqdm
 
 import sim
@@ -223,13 +223,7 @@ def record_result(result: dict[str, Any], args: argparse.Namespace) -> None:
             f"Targets (with the critic >= 90 % fewer violations under faults, nominal drop <= 5 points): "
             f"**{'met' if met else 'missed'}**."
         )
-    report = args.critic.parent / "report.json" if args.critic else None
-    if report is not None and report.is_file():
-        cal = json.loads(report.read_text()).get("calibration", {})
-        notes.append(
-            f"Critic `{args.critic}`: held-out AUC {cal.get('auc', float('nan')):.3f}, "
-            f"ECE {cal.get('ece', float('nan')):.3f} (its report.json)."
-        )
+    notes += critic_calibration_note(args.critic)
     record(
         f"safety_efficacy_{args.task}",
         f"{args.task} ({args.episodes} episode{'s' if args.episodes != 1 else ''}): violations per 100 "

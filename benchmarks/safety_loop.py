@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from record import add_record_args, markdown_table, record
+from record import add_record_args, critic_calibration_note, markdown_table, record
 
 SPIN_S = 200e-6  # default: spin this long before each deadline instead of sleeping
 CONFIGS = ("empty", "deterministic_python", "critic_python", "deterministic", "critic")
@@ -353,13 +353,7 @@ def record_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             met = r["work_us"]["p99"] <= 100 and r["overrun_fraction"] <= 0.005
             verdict = "met" if met else "missed"
             notes.append(f"{label(r)}: targets (work p99 <= 100 µs, overrun <= 0.5 %) **{verdict}**.")
-    report = Path(args.critic).parent / "report.json" if args.critic else None
-    if report is not None and report.is_file():
-        cal = json.loads(report.read_text()).get("calibration", {})
-        notes.append(
-            f"Critic `{args.critic}`: held-out AUC {cal.get('auc', float('nan')):.3f}, "
-            f"ECE {cal.get('ece', float('nan')):.3f} (its report.json)."
-        )
+    notes += critic_calibration_note(args.critic)
     record(
         "safety_loop",
         "The filter's 1 kHz loop, each configuration in its own process",

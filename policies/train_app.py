@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from policies.registry import policy_entry, policy_names
 from policies.trainer import TrainConfig, train
 from sim.config_schema import register_task_schemas, schema_node, with_robot
+from sim.dataset_writer import DatasetError
 
 
 def register_train_schemas() -> None:
@@ -35,7 +36,10 @@ def main(cfg: DictConfig) -> None:
     own = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in groups}
     task_kwargs = with_robot(OmegaConf.to_container(cfg.task, resolve=True))
     policy_cfg = policy_entry(family).config(**OmegaConf.to_container(cfg.policy, resolve=True))
-    result = train(TrainConfig(**own), task, family, task_kwargs, policy_cfg)
+    try:
+        result = train(TrainConfig(**own), task, family, task_kwargs, policy_cfg)
+    except DatasetError as e:
+        raise SystemExit(f"spine-train: {e}") from None
     print(f"trained {family} on {task}: success {result['success_rate']:.2f} -> {cfg.out}/checkpoint")
 
 

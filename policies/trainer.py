@@ -66,8 +66,9 @@ def train(
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out)
-    data = load_dataset(Path(cfg.dataset)) if cfg.dataset else None
     eval_env = sim.make(task, **{**task_kwargs, **cfg.eval_task})
+    spec = sim.make(task, **task_kwargs).task_spec if cfg.eval_task else eval_env.task_spec
+    data = load_dataset(Path(cfg.dataset), spec) if cfg.dataset else None  # for this task and robot
     policy = make_policy(family, eval_env.task_spec, policy_cfg)
     ctx = TrainContext(task, task_kwargs, data, cfg.batch_size, cfg.steps, cfg.seed, dict(cfg.extras))
     policy.setup_training(ctx)

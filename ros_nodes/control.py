@@ -26,11 +26,21 @@ from sim.spec import JOINT_POS, TaskSpec
 
 
 def load_robot(path: Path | str) -> TaskSpec:
-    """The robot config: a YAML file with the fields of ``sim.spec.TaskSpec``."""
+    """The robot the nodes serve, as a ``sim.spec.TaskSpec``: a YAML file with its fields
+    (``configs/ros/arm7_reach.yaml``; no MuJoCo needed), or a robot config (a name in
+    ``configs/robot/`` or a YAML with a ``model:``), whose spec is derived through MuJoCo as
+    ``task=reach robot=<it>`` (docs/robots.md)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"robot config {path} does not exist")
-    data = YAML(typ="safe", pure=True).load(path.read_text())
+    data = YAML(typ="safe", pure=True).load(path.read_text()) if path.is_file() else None
+    if data is None or (isinstance(data, dict) and "model" in data):
+        from sim.robot_config import known_robots
+        from sim.robot_env import make_robot_env
+
+        if not path.is_file() and str(path) not in known_robots():
+            raise FileNotFoundError(
+                f"robot config {path} does not exist (nor is it a robot in configs/robot/: {known_robots()})"
+            )
+        return make_robot_env(str(path)).task_spec
     try:
         return TaskSpec.from_dict(data)
     except (TypeError, ValueError) as e:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ruamel.yaml import YAML
 
 import sim
 from deploy.logs import messages as m
@@ -28,10 +29,33 @@ from ros_nodes.port import LATCHED, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, Q
 from ros_nodes.topics import SIM_STATUS, diagnostic
 
 
+def sim_robot_kwargs(task: str, robot: str) -> dict[str, str]:
+    """``{"robot": <config>}`` when the nodes' ``robot`` names an arm other than ``task``'s own."""
+    from sim.robot_config import known_robots
+
+    if not robot:
+        return {}
+    path = Path(robot)
+    name = robot
+    if path.is_file():
+        data = YAML(typ="safe", pure=True).load(path.read_text()) or {}
+        name = robot if "model" in data else str(data.get("robot", ""))  # a task-spec YAML names its arm
+    own = sim.make(task).task_spec.robot
+    if not name or name == own:
+        return {}
+    if name in known_robots() or name.endswith((".yaml", ".yml")):
+        return {"robot": name}
+    raise ValueError(f"robot {robot!r}: {name!r} is neither {task}'s own arm ({own}) nor a robot config")
+
+
 @dataclass
 class SimRobotParams:
     task: str = "reach"
     """Registered sim task whose robot and goals are simulated."""
+    robot: str = ""
+    """The nodes' robot (shared ``robot`` parameter): a robot config (configs/robot/ name or YAML
+    with ``model:``) or a task-spec YAML naming one (``robot: panda``) runs ``task`` on that arm;
+    "" or the task's own arm: as registered."""
     seed: int = 0
     """Seeds the initial pose and the goal sequence."""
     episodes: int = 0
@@ -71,7 +95,7 @@ class SimRobotNode(Node):
 
     def configure(self) -> None:
         p = self.params
-        self.env = sim.make(p.task)
+        self.env = sim.make(p.task, **sim_robot_kwargs(p.task, p.robot))
         self.env.reset(seed=p.seed)
         self.physics = self.env.unwrapped.physics
         self.start_pose = self.env.unwrapped.start_pose  # the task's reset pose (rad)

@@ -109,17 +109,30 @@ def write_dataset(
     return path
 
 
-def load_dataset(path: Path) -> dict[str, np.ndarray]:
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable or for another task; the message names the file."""
+
+
+def load_dataset(path: Path, spec: Any = None) -> dict[str, np.ndarray]:
     """Load a dataset ``.npz`` without pickle; check its arrays against ``DATASET_KEYS``
-    and, when the JSON sidecar is there, the task's cost arrays.
+    and, when the JSON sidecar is there, the task's cost arrays and (with ``spec``, the task
+    spec it is for) that it was collected for that task and robot.
 
     Raises:
+        DatasetError: no such file, not a dataset, or collected for another task / robot.
         KeyError: an array is missing (the message names the file and the key).
         ValueError: arrays disagree on the number of transitions.
     """
     path = Path(path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
+    if not path.is_file():
+        raise DatasetError(f"dataset {path}: no such file (spine-collect writes <out>/<task>.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise DatasetError(f"dataset {path}: not a readable .npz dataset ({type(e).__name__}: {e})") from None
+    if spec is not None:
+        check_dataset_task(path, spec)
     required = list(DATASET_KEYS)
     sidecar = path.with_suffix(".json")
     if sidecar.exists():
@@ -132,3 +145,22 @@ def load_dataset(path: Path) -> dict[str, np.ndarray]:
         if len(value) != n:
             raise ValueError(f"dataset {path}: array {key!r} has {len(value)} rows, expected {n}")
     return arrays
+
+
+def check_dataset_task(path: Path, spec: Any) -> None:
+    """``DatasetError`` when the sidecar says the dataset was collected for another task,
+    robot, joints or observation than ``spec`` (a ``TaskSpec``); nothing without a sidecar."""
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return
+    theirs = json.loads(sidecar.read_text()).get("task")
+    if not isinstance(theirs, dict):
+        return
+    mine = json.loads(json.dumps(spec.to_dict()))  # lists, as the sidecar holds them
+    for key in ("name", "robot", "joint_names", "observation", "goal"):
+        if key in theirs and theirs[key] != mine.get(key):
+            raise DatasetError(
+                f"dataset {path} was collected for task {theirs.get('name')!r} on robot "
+                f"{theirs.get('robot')!r}; training is for task {mine['name']!r} on robot "
+                f"{mine['robot']!r} ({key} differs: {theirs[key]!r} vs {mine.get(key)!r})"
+            )

@@ -70,3 +70,26 @@ def test_train_export_run_replay_on_a_configured_arm(robot: str, tmp_path: Path)
     arrays = np.load(next((d / "logdata").glob("*.npz")))
     assert meta["transitions"] > 100 and arrays["action"].shape == (meta["transitions"], len(joints))
     assert arrays["observation"].shape[1] == sum(f["size"] for f in contract["task"]["observation"])
+    # and the same log through system identification and offline evaluation on that arm
+    sh(
+        "spine-log-sim",
+        f"{d}/run/log",
+        "--mapping",
+        f"{d}/mapping.yaml",
+        "--out",
+        f"{d}/sysid",
+        "--maxfev",
+        "20",
+    )
+    sysid = json.loads((d / "sysid/sysid.json").read_text())
+    assert sysid["joint_names"] == joints and sysid["windows"]["moving"] > 0
+    sh(
+        "spine-replay",
+        f"{d}/run/log",
+        "--bundle",
+        f"{d}/bundle",
+        "--mapping",
+        f"{d}/mapping.yaml",
+        "--out",
+        f"{d}/eval",
+    )

@@ -77,7 +77,11 @@ def joint_trajectory(stamp: int, names: Sequence[str], positions: np.ndarray, ti
 
 
 def point_stamped(stamp: int, xyz: np.ndarray, frame_id: str = "world") -> Any:
-    x, y, z = (float(v) for v in np.asarray(xyz, dtype=np.float64).reshape(3))
+    """A point of 3 values, or of 2 (a planar goal: z = 0)."""
+    p = np.asarray(xyz, dtype=np.float64).reshape(-1)
+    if p.size not in (2, 3):
+        raise ValueError(f"a PointStamped holds 2 or 3 values, got {p.size}")
+    x, y, z = (float(v) for v in (*p, 0.0)[:3])
     return T[POINT_STAMPED](header=header(stamp, frame_id), point=T["geometry_msgs/msg/Point"](x=x, y=y, z=z))
 
 

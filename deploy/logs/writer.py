@@ -58,7 +58,8 @@ class RunLogWriter:
             m.joint_state(stamp, self.joint_names, state["joint_pos"], state["joint_vel"]),
         )
         self._put(m.TOPIC_GOAL, stamp, m.point_stamped(stamp, state["goal"]))
-        self._put(m.TOPIC_EE, stamp, m.point_stamped(stamp, state["ee_pos"]))
+        if "ee_pos" in state:  # tasks without an end effector (the point-mass maze) have none
+            self._put(m.TOPIC_EE, stamp, m.point_stamped(stamp, state["ee_pos"]))
         if info.policy_command is not None:
             self._put(m.TOPIC_POLICY_CMD, stamp, m.float64_array(info.policy_command))
         self._put(m.TOPIC_COMMAND, stamp, m.float64_array(info.command))

@@ -50,8 +50,11 @@ def replay(
     bundle = load_bundle(bundle_path)
     spec = bundle.contract.task
     log = read_log(log_path, spec.joint_names)
-    goal_at = _source(log, "goal", goal, "--goal X,Y,Z")
-    ee_at = _source(log, "ee_pos", None, "") if log.ee_pos is not None else _fk(spec)
+    goal_at = _source(log, "goal", goal, "--goal X,Y,Z", spec.goal.size)
+    fields = {f.name for f in spec.observation}
+    ee_at = None
+    if "ee_pos" in fields:
+        ee_at = _source(log, "ee_pos", None, "", 3) if log.ee_pos is not None else _fk(spec)
     ctrl = Controller(bundle, spec, safety=safety)
     stamps = log.joint_pos.stamps
     n, nj = len(stamps), spec.n_joints
@@ -67,8 +70,9 @@ def replay(
             "joint_pos": q,
             "joint_vel": log.joint_vel.values[i],
             "goal": goal_at(t, q),
-            "ee_pos": ee_at(t, q),
         }
+        if ee_at is not None:
+            state["ee_pos"] = ee_at(t, q)
         held = log.episode.hold(t) if log.episode is not None else None
         ep = int(held[0]) if held is not None and np.isfinite(held[0]) else None
         if i == 0 or ep != episode:
@@ -93,22 +97,24 @@ def replay(
 
 
 def _source(
-    log: RunLog, attr: str, fallback: np.ndarray | None, hint: str
+    log: RunLog, attr: str, fallback: np.ndarray | None, hint: str, size: int
 ) -> Callable[[int, np.ndarray], np.ndarray]:
+    """The logged ``attr`` held at each tick (its first ``size`` values: a planar goal is logged
+    as a point with z = 0), else ``fallback``."""
     series = getattr(log, attr)
     if series is None:
         if fallback is None:
             raise LogError(f"log {log.path}: no {attr} topic; pass {hint}")
-        return lambda t, q: fallback
-    first = series.values[0]
-    return lambda t, q: v if (v := series.hold(t)) is not None else first
+        return lambda t, q: fallback[:size]
+    first = series.values[0][:size]
+    return lambda t, q: v[:size] if (v := series.hold(t)) is not None else first
 
 
 def _fk(spec: TaskSpec) -> Callable[[int, np.ndarray], np.ndarray]:
     """End-effector position from joint positions via the task's MuJoCo model (offline only)."""
-    import sim
+    from sim.robot_env import make_for_spec
 
-    physics = sim.make(spec.name).physics
+    physics = make_for_spec(spec).physics
     zeros = np.zeros(spec.n_joints)
 
     def ee(t: int, q: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     except (FileNotFoundError, ValueError, KeyError, GLUnavailableError) as e:
         print(f"spine-run: {e}", file=sys.stderr)
+        if (args.log / "log").exists():  # not there before this run: a partial log misleads
+            shutil.rmtree(args.log / "log")
+            print(f"spine-run: removed the partial log {args.log / 'log'}", file=sys.stderr)
         return 1
     lat = s["policy_latency_us"]
     print(

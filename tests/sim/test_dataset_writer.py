@@ -114,3 +114,23 @@ def test_collectors_and_logs_write_the_same_format(tmp_path: Path) -> None:
         assert meta["arrays"] == {key: doc for key, (_, doc) in DATASET_KEYS.items()}, producer
         assert meta["cost_arrays"] == [cost_key(kind) for kind in spec.cost_kinds], producer
         assert {"task_kwargs", "mode", "episodes", "elapsed_s"} <= set(meta), producer
+
+
+def test_a_missing_or_foreign_dataset_is_refused_naming_file_and_task(tmp_path) -> None:
+    """No traceback from numpy for a wrong path; a dataset of another task or robot is refused
+    before training, naming both (issue 22)."""
+    import pytest
+
+    import sim
+    from sim.collect import collect
+    from sim.dataset_writer import DatasetError, load_dataset
+
+    with pytest.raises(DatasetError, match=r"nowhere\.npz: no such file"):
+        load_dataset(tmp_path / "nowhere.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match=r"junk\.npz: not a readable"):
+        load_dataset(tmp_path / "junk.npz")
+    path = collect("reach", episodes=1, seed=0, out_dir=tmp_path / "data")
+    load_dataset(path, sim.make("reach").task_spec)
+    with pytest.raises(DatasetError, match=r"collected for task 'reach' on robot 'arm7'.*'widowx_reach'"):
+        load_dataset(path, sim.make("widowx_reach").task_spec)
