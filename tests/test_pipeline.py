@@ -46,3 +46,13 @@ def test_config_typo_fails_with_the_field_name(tmp_path: Path) -> None:
     assert out.returncode != 0 and "dataset" in out.stderr
     out = sh("spine-collect", f"out={tmp_path}", "task.episode_step=5", ok=False)
     assert out.returncode != 0 and "episode_step" in out.stderr
+
+
+def test_one_latency_figure_means_one_thing(tiny_bundle: Path) -> None:
+    """The export's policy step is the call the Controller times in spine-run and spine-replay
+    (deploy.runtime.latency): measured, next to the graph alone, and named so on the console."""
+    import json as js
+
+    report = js.loads((tiny_bundle / "report.json").read_text())
+    step, graph = report["policy_step_us"], report["graphs"]["policy.onnx"]["latency_us"]
+    assert 0 < graph["p50"] and 0.5 * graph["p50"] < step["p50"] < 10 * graph["p50"] + 100

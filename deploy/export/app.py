@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from deploy.runtime.bundle import (
     CONTRACT_FILE,
     CONTRACT_KEY,
@@ -37,7 +39,7 @@ from deploy.runtime.bundle import (
     load_bundle,
 )
 from deploy.runtime.graph import OnnxGraph
-from deploy.runtime.latency import measure_latency
+from deploy.runtime.latency import measure_latency, policy_step_latency
 from sim.contract import PolicyContract
 from sim.integrity import stamp
 
@@ -119,10 +121,11 @@ def export_bundle(
         entry["latency_us"] = measure_latency(session.run)
         report["graphs"][g.file] = entry
     report["parity"] = {"samples": samples, "max_abs_error": worst, "tolerance": tolerance}
-    report["latency_us"] = report["graphs"][POLICY_FILE]["latency_us"]
+    report["latency_us"] = report["graphs"][POLICY_FILE]["latency_us"]  # graph alone
     if not worst <= tolerance:
         _refuse(out, report)
         raise ParityError(f"{out}: max |torch - onnxruntime| = {worst:.3g} > {tolerance:g}")
+    report["policy_step_us"] = _policy_step(out, seed)
     task = eval_task or contract.task.name
     if eval_episodes > 0:
         report["sim"] = sim_parity(plan, load_bundle(out), task, eval_episodes, seed)
@@ -221,6 +224,17 @@ def _quantize(
     return result
 
 
+def _policy_step(out: Path, seed: int) -> dict[str, float]:
+    """The policy step as the Controller times it (``deploy.runtime.latency``), in a warm loop on
+    random observations and goals of the contract's sizes."""
+    from deploy.runtime.agents import load_agent
+
+    bundle = load_bundle(out)
+    task, rng = bundle.contract.task, np.random.default_rng(seed)
+    states = [(rng.standard_normal(task.obs_size), rng.standard_normal(task.goal.size)) for _ in range(8)]
+    return policy_step_latency(load_agent(bundle, seed=seed), states)
+
+
 def add_critic(bundle: Path, critic: Path) -> dict[str, Any]:
     """Put ``critic`` in ``bundle`` as ``critic.onnx`` after checking its contract against the
     bundle's task (the Controller loads it from there); notes it in ``report.json``. ``critic``
@@ -311,8 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         lat = g["latency_us"]
         print(
             f"{args.out / name}: parity max|err| {g['parity']['max_abs_error']:.2e}  "
-            f"onnxruntime p50 {lat['p50']:.1f} us p99 {lat['p99']:.1f} us"
+            f"graph alone p50 {lat['p50']:.1f} us p99 {lat['p99']:.1f} us"
         )
+    step = report["policy_step_us"]
+    print(
+        f"policy step p50 {step['p50']:.1f} us p99 {step['p99']:.1f} us (the Controller's policy call, "
+        "warm loop; spine-run and spine-replay time the same call in the control loop)"
+    )
     for key in ("sim", "quantized", "critic"):
         if key in report:
             print(f"{key}: {json.dumps(report[key])}")

@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spine-replay: skipped: {item}")
     print(
         f"replayed {r['ticks']} ticks ({r['speed_vs_real_time']:.0f}x real time); {_compared(r)}; "
-        f"interventions {r['interventions']}; report {args.out / 'report.md'}"
+        f"interventions {r['interventions']}; policy step p50 {r['policy_latency_us']['p50']:.1f} us; "
+        f"report {args.out / 'report.md'}"
     )
     return 0
 

@@ -3,8 +3,8 @@
     spine-run runs/bundle --task reach --episodes 20 --seed 1000 --log runs/run [--video runs/run/ep0.mp4]
 
 Writes ``<log>/log`` (a rosbag2, MCAP by default, standard messages) and ``<log>/summary.json``
-(success rate, safety interventions by stage, inference latency); with ``--video``, also a
-video (.mp4 or .gif) of the first episode. No torch.
+(success rate, safety interventions by stage, policy step latency: ``deploy.runtime.latency``);
+with ``--video``, also a video (.mp4 or .gif) of the first episode. No torch.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     lat = s["policy_latency_us"]
     print(
         f"success {s['success_rate']:.0%} over {s['episodes']} episodes; interventions "
-        f"{s['interventions']}; policy p50 {lat['p50']:.1f} us p99 {lat['p99']:.1f} us; "
+        f"{s['interventions']}; policy step p50 {lat['p50']:.1f} us p99 {lat['p99']:.1f} us; "
         f"late ticks {s['deadline']['late']}/{s['deadline']['ticks']}; log {s['log']}"
     )
     return 0

@@ -61,9 +61,10 @@ def summarize(root: Path) -> str:
             f"episodes, goal within 3 cm",
         ),
         (
-            "inference latency",
+            "policy step latency",
             f"p50 {lat.get('p50', float('nan')):.1f} us, p99 {lat.get('p99', float('nan')):.1f} us "
-            "(onnxruntime, 1 thread)",
+            "in the run (the Controller's policy call, 1 onnxruntime thread; "
+            f"warm loop at export: p50 {export.get('policy_step_us', {}).get('p50', float('nan')):.1f} us)",
         ),
         ("safety interventions", str(run.get("interventions", {}))),
         (

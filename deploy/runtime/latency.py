@@ -1,4 +1,12 @@
-"""Latency percentiles of a callable, in microseconds."""
+"""Latency percentiles of a callable, in microseconds.
+
+One figure means one thing wherever Spine prints it: **policy step** is the Controller's policy
+call, ``agent(observation=..., goal=...)`` (every graph the step runs, chunk and subgoal
+execution; not building the observation), timed with ``perf_counter_ns`` around that call.
+spine-run and spine-replay time it on the ticks the policy ran, in the control loop; spine-export
+times the same call in a warm loop (``policy_step_latency``). **graph alone** (spine-export,
+per graph) is one onnxruntime call on bound buffers.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +41,18 @@ def measure_latency(fn: Callable[[], object], calls: int = 2000, warmup: int = 2
         fn()
         samples.append((time.perf_counter_ns() - t0) / 1e3)
     return percentiles(samples)
+
+
+def policy_step_latency(
+    agent: Callable[..., object], states: Sequence[tuple[object, object]], calls: int = 2000
+) -> dict[str, float]:
+    """The policy step (the Controller's timed call) on ``(observation, goal)`` pairs, cycled."""
+    i = 0
+
+    def step() -> None:
+        nonlocal i
+        obs, goal = states[i % len(states)]
+        agent(observation=obs, goal=goal)
+        i += 1
+
+    return measure_latency(step, calls=calls)
