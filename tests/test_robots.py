@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 from sim.robot_config import load_robot_config
-from tests.robots import ROBOTS
+from tests.robots import REPO, ROBOTS, URDF_ROBOT
+from tests.ros_nodes.domains import fresh_domain
 
 BIN = Path(sys.executable).parent
 
@@ -71,25 +73,18 @@ def test_train_export_run_replay_on_a_configured_arm(robot: str, tmp_path: Path)
     assert meta["transitions"] > 100 and arrays["action"].shape == (meta["transitions"], len(joints))
     assert arrays["observation"].shape[1] == sum(f["size"] for f in contract["task"]["observation"])
     # and the same log through system identification and offline evaluation on that arm
-    sh(
-        "spine-log-sim",
-        f"{d}/run/log",
-        "--mapping",
-        f"{d}/mapping.yaml",
-        "--out",
-        f"{d}/sysid",
-        "--maxfev",
-        "20",
-    )
+    log_map = (f"{d}/run/log", "--mapping", f"{d}/mapping.yaml")
+    sh("spine-log-sim", *log_map, "--out", f"{d}/sysid", "--maxfev", "20")
     sysid = json.loads((d / "sysid/sysid.json").read_text())
     assert sysid["joint_names"] == joints and sysid["windows"]["moving"] > 0
-    sh(
-        "spine-replay",
-        f"{d}/run/log",
-        "--bundle",
-        f"{d}/bundle",
-        "--mapping",
-        f"{d}/mapping.yaml",
-        "--out",
-        f"{d}/eval",
-    )
+    sh("spine-replay", *log_map, "--bundle", f"{d}/bundle", "--out", f"{d}/eval")
+    if robot == URDF_ROBOT:  # the ROS 2 stack on this arm (one arm, ~30 s): robot, bundle by parameter
+        params = (REPO / "configs/ros/stack.yaml").read_text()
+        params = re.sub(r"robot: configs/ros/arm7_reach.yaml.*", f"robot: {robot}", params)
+        params = re.sub(r"bundle: runs/demo/bundle.*", f"bundle: {d}/bundle", params)
+        (d / "stack.yaml").write_text(params.replace("episodes: 10", "episodes: 2"))
+        domain = str(fresh_domain())
+        sh("spine-stack", "--params-file", f"{d}/stack.yaml", "--out", f"{d}/stack", "--domain-id", domain)
+        ran = json.loads((d / "stack/sim_summary.json").read_text())
+        assert ran["episodes"] == 2 and ran["bad_commands"] == 0
+        sh("spine-replay", f"{d}/stack/bag", "--bundle", f"{d}/bundle", "--out", f"{d}/stack_replay")
