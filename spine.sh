@@ -4,6 +4,7 @@
 #   ./spine.sh demo  [extra spine-train overrides]   collect -> train (+ safety critic) -> export -> run -> replay on reach
 #   ./spine.sh test  [pytest args]                  the whole test suite
 #   ./spine.sh setup                                 only the environment
+#   ./spine.sh setup-isaac                           Isaac Lab 3 in .venv-isaac (Python 3.12): docs/isaac.md
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 root=$PWD
@@ -83,10 +84,40 @@ demo() {
   "$bin/spine-summary" "$out"
 }
 
+# Isaac Lab 3 (kit-less, Newton physics) cannot share .venv (it needs Python 3.12, torch 2.11 and
+# mujoco 3.12): its own environment, with Spine's source on its path and no Spine dependencies.
+setup_isaac() {
+  local ivenv="$root/.venv-isaac" stamp="$root/.venv-isaac/.spine-isaac-installed" want py312 v
+  # stamp: the pins and this checkout's path (the .pth below names it)
+  want=$( (cat isaac/requirements.txt isaac/requirements-importer.txt isaac/constraints.txt; echo "$root") | sha256sum | cut -d' ' -f1)
+  if [ -x "$ivenv/bin/python" ] && [ "$want" = "$(cat "$stamp" 2>/dev/null || true)" ]; then return; fi
+  py312=""  # the first that runs as 3.12 (a pyenv shim on the PATH may not)
+  for v in "${SPINE_PYTHON312:-}" "$(command -v python3.12 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python3.12; do
+    if [ -z "$py312" ] && [ -n "$v" ] && "$v" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      py312="$v"
+    fi
+  done
+  if [ -z "$py312" ]; then
+    echo "[spine] ERROR: Isaac Lab 3 needs Python 3.12: install it (e.g. pyenv install 3.12) or set SPINE_PYTHON312" >&2
+    exit 1
+  fi
+  echo "[spine] setting up $ivenv with $py312 (isaaclab 3.0.0, pins from isaac/constraints.txt; several GB)"
+  [ -x "$ivenv/bin/python" ] || "$py312" -m venv "$ivenv"
+  "$ivenv/bin/python" -m pip install --quiet --upgrade pip
+  "$ivenv/bin/python" -m pip install --quiet -c isaac/constraints.txt -r isaac/requirements.txt
+  "$ivenv/bin/python" -m pip install --quiet --no-deps -c isaac/constraints.txt -r isaac/requirements-importer.txt
+  "$ivenv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" |
+    { read -r site; echo "$root" >"$site/spine_repo.pth"; }  # Spine's sim/ and isaac/ on its path
+  # compile Newton's CPU kernels and convert arm7 to USD once (minutes), so later runs start fast
+  (cd "$root" && "$ivenv/bin/python" -m isaac.check --robot arm7 --num_envs 2 --steps 2)
+  echo "$want" >"$stamp"
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
   setup) setup ;;
+  setup-isaac) setup_isaac ;;
   demo) setup; demo "$@" ;;
   test) setup; cd "$root"; "$py" -m pytest "$@" ;;
   *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from policies import distributed
 from policies.checkpoint import weights_sha256
 from policies.critic_data import CriticData
 from sim.spec import JOINT_POS, TaskSpec, field_offset
@@ -103,7 +104,10 @@ class TwinRiskCritic(nn.Module):
 def train_critic(
     critic: TwinRiskCritic, data: CriticData, seed: int = 0, progress: bool = True
 ) -> list[dict[str, float]]:
-    """TD training on ``data``; returns loss rows every 100 steps. Fits the normalizer first."""
+    """TD training on ``data``; returns loss rows every 100 steps. Fits the normalizer first.
+
+    Under torchrun (``policies.distributed``) ``cfg.batch_size`` is the global batch: every rank
+    draws the same indices and trains on its slice, gradients averaged before each step."""
     from tqdm import tqdm
 
     cfg = critic.config
@@ -111,12 +115,16 @@ def train_critic(
     critic.fit_normalizer(data.obs)
     target = copy.deepcopy(critic).requires_grad_(False)
     opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
+    dist = distributed.current()
+    dist.local_batch(cfg.batch_size, "critic.batch_size")
+    dist.broadcast_module(critic)
+    dist.attach([opt])
     t = {k: torch.as_tensor(v) for k, v in vars(data).items()}
     rng = np.random.default_rng(seed)
     log = []
     bce = nn.BCEWithLogitsLoss()
     for step in tqdm(range(cfg.steps), desc="critic", unit="step", disable=not progress, mininterval=2.0):
-        idx = torch.as_tensor(rng.integers(0, len(data), cfg.batch_size))
+        idx = dist.shard(torch.as_tensor(rng.integers(0, len(data), cfg.batch_size)))
         obs, act, c = t["obs"][idx], t["act"][idx], t["cost"][idx]
         with torch.no_grad():
             nxt = torch.sigmoid(target(t["next_obs"][idx], t["next_act"][idx])).amax(dim=1)
@@ -130,7 +138,8 @@ def train_critic(
             for p, tp in zip(critic.parameters(), target.parameters(), strict=True):
                 tp.lerp_(p, cfg.tau)
         if step % 100 == 0 or step == cfg.steps - 1:
-            log.append({"step": step, "loss": float(loss.detach()), "target_mean": float(y.mean())})
+            row = {"loss": float(loss.detach()), "target_mean": float(y.mean())}
+            log.append({"step": step, **dist.mean_metrics(row)})
     return log
 
 

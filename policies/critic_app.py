@@ -28,10 +28,12 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from policies import distributed
 from policies.critic import CriticConfig, TwinRiskCritic, predict_risk, save_critic, train_critic
 from policies.critic_data import CriticData, CriticDataConfig, collect_critic_data
 from policies.critic_report import calibration, plot_calibration
 from sim.config_schema import register_task_schemas, with_robot
+from sim.registry import expert_tasks
 
 
 @dataclass
@@ -59,6 +61,7 @@ def run(
     """Collect (or load) -> train -> calibrate -> save on ``task`` (a registered
     task, with ``task_kwargs`` overrides); returns the report."""
     task_kwargs = dict(task_kwargs or {})
+    dist = distributed.init()  # under torchrun: rank 0 collects, every rank trains on its slice
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,8 +69,12 @@ def run(
     if cfg.dataset:
         data = CriticData.load(cfg.dataset)
     else:
-        data = collect_critic_data(task, cfg.data, task_kwargs)
-        data.save(str(out / "data.npz"))
+        if dist.is_main:
+            data = collect_critic_data(task, cfg.data, task_kwargs)
+            data.save(str(out / "data.npz"))
+        dist.barrier()
+        if not dist.is_main:
+            data = CriticData.load(str(out / "data.npz"))
     t_data = time.perf_counter() - t0
     train, val = data.split(cfg.val_fraction, cfg.seed)
     import sim
@@ -75,7 +82,9 @@ def run(
     spec = sim.make(task, **task_kwargs).task_spec
     torch.manual_seed(cfg.seed)  # the networks' initial weights too
     critic = TwinRiskCritic(spec, cfg.critic)
-    log = train_critic(critic, train, cfg.seed, progress)
+    log = train_critic(critic, train, cfg.seed, progress and dist.is_main)
+    if not dist.is_main:
+        return {}
     horizon = max(1, round(1.0 / (1.0 - cfg.critic.gamma)))
     table = calibration(predict_risk(critic.eval(), val.obs, val.act), val.violation_within(horizon))
     table["horizon_steps"] = horizon
@@ -119,12 +128,19 @@ register_critic_schemas()
 @hydra.main(version_base=None, config_path="../configs", config_name="critic")
 def main(cfg: DictConfig) -> None:
     task = HydraConfig.get().runtime.choices["task"]
+    if not cfg.dataset and task not in expert_tasks():  # the data comes from the task's expert
+        raise SystemExit(
+            f"spine-train-critic: task {task!r} has no scripted expert to collect the critic's data "
+            f"from (experts exist for {expert_tasks()}); give dataset=<critic data.npz> instead"
+        )
     plain = OmegaConf.to_container(cfg, resolve=True)
     task_kwargs = with_robot(plain.pop("task"))
     plain.pop("robot", None)
     data, critic = CriticDataConfig(**plain.pop("data")), CriticConfig(**plain.pop("critic"))
     typed = CriticTrainConfig(**plain, data=data, critic=critic)
     report = run(typed, task, task_kwargs)
+    if not report:  # a torchrun rank other than 0: rank 0 calibrates, saves and reports
+        return
     c = report["calibration"]
     print(
         f"critic on {task}: {report['transitions']} transitions, violation rate "

@@ -8,7 +8,8 @@ back to the expert (so the data also shows recoveries). Adversaries:
 - ``random``: uniform targets within ``random_scale`` action deltas of the measured position
 - ``flip``: the expert's step with its sign flipped
 - ``straight``: straight-line IK at the goal, through the obstacles
-- ``obstacle``: straight-line IK at an obstacle's center (or into the table)
+- ``obstacle``: straight-line IK at an obstacle's center (or into the table: arm7's in front
+  of it; on a configured arm, the ground under its workspace)
 - ``jump``: a target at a joint-limit corner, drawn per step
 
 Costs are the task's (``info["cost"]``, any kind > 0 counts as a violation, ``c = 1``).
@@ -27,6 +28,7 @@ from sim.experts.reach_expert import ReachExpert
 from sim.observation import build_observation
 
 ADVERSARIES = ("noisy", "random", "flip", "straight", "obstacle", "jump")
+TABLE_XY = ((0.3, -0.3), (0.7, 0.3))  # where ``obstacle`` aims into arm7's table (m, xy box)
 
 
 @dataclass
@@ -115,6 +117,9 @@ class _Behaviors:
         self.physics = env.unwrapped.physics
         self.max_delta = env.unwrapped.config.max_delta
         self.target = np.zeros(3)
+        robot = env.unwrapped.robot
+        configured = bool(getattr(env.unwrapped.config, "robot", ""))
+        self.table_xy = (robot.WORKSPACE_LOW[:2], robot.WORKSPACE_HIGH[:2]) if configured else TABLE_XY
 
     def start_segment(self, state: dict[str, np.ndarray]) -> None:
         """Draw the ``obstacle`` adversary's target for the coming segment."""
@@ -123,8 +128,9 @@ class _Behaviors:
         boxes = boxes[np.any(boxes != 0, axis=1)]
         if len(boxes) and self.rng.random() < 0.7:
             self.target = boxes[self.rng.integers(len(boxes))].copy()
-        else:  # into the table in front of the arm
-            self.target = np.array([self.rng.uniform(0.3, 0.7), self.rng.uniform(-0.3, 0.3), -0.05])
+        else:  # into the table (the ground) in front of the arm
+            (x0, y0), (x1, y1) = self.table_xy
+            self.target = np.array([self.rng.uniform(x0, x1), self.rng.uniform(y0, y1), -0.05])
 
     def act(self, name: str, state: dict[str, np.ndarray]) -> np.ndarray:
         q = np.asarray(state["joint_pos"], dtype=np.float64)

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies import distributed
 from policies.chunk_unet import ChunkUNet
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.denoiser import ChunkDenoiser
@@ -220,7 +221,7 @@ class DiffusionPolicy(GraphActing, AdamWCosine, nn.Module):
 
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step of the loss on a fresh batch."""
-        loss, metrics = self.loss(self.sample_batch())
+        loss, metrics = self.loss(distributed.current().shard(self.with_noise(self.sample_batch())))
         self.descend(loss)
         return metrics
 
@@ -232,19 +233,29 @@ class DiffusionPolicy(GraphActing, AdamWCosine, nn.Module):
         lo, hi = np.log(c.sigma_min), np.log(c.sigma_max)
         return (lo + (hi - lo) * torch.rand(n)).exp()
 
+    def with_noise(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``batch`` plus the loss's random draws for all of it: noise levels ``sigma (B,)``,
+        goal-dropout mask ``keep (B,)`` and unit noise ``eps`` like ``x0`` (drawn before a
+        torchrun rank takes its slice, so N ranks use what one process would)."""
+        b = batch["x0"].shape[0]
+        sigma = self.train_sigmas(b)
+        keep = (torch.rand(b) >= self.config.goal_dropout).float()
+        return {**batch, "sigma": sigma, "keep": keep, "eps": torch.randn_like(batch["x0"])}
+
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """EDM's weighted denoising loss on normalized chunks ``batch["x0"] (B, D)``."""
         x0 = batch["x0"]
-        b, sd = x0.shape[0], self.config.sigma_data
-        sigma = self.train_sigmas(b)
-        keep = (torch.rand(b) >= self.config.goal_dropout).float()
+        sd = self.config.sigma_data
+        if "sigma" not in batch:
+            batch = self.with_noise(batch)
+        sigma, keep, eps = batch["sigma"], batch["keep"], batch["eps"]
         obs, goal = self.obs_norm(batch["observation"]), self.goal_norm(batch["goal"])
         metrics = {}
         if self.mean_net is not None:
             mean = self.mean_net(torch.cat([obs, goal], dim=-1))
             mean_loss = ((mean - x0) ** 2).mean()
             x0, metrics["mean_loss"] = x0 - mean.detach(), float(mean_loss.detach())
-        denoised = self.net(x0 + sigma[:, None] * torch.randn_like(x0), sigma, obs, goal, keep)
+        denoised = self.net(x0 + sigma[:, None] * eps, sigma, obs, goal, keep)
         weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
         loss = (weight[:, None] * (denoised - x0) ** 2).mean()
         metrics["loss"] = float(loss.detach())

@@ -162,6 +162,10 @@ class DistilledPolicy(DiffusionPolicy):
         idx = torch.randint(len(self._pool["noise"]), (self._batch_size,))
         return {k: v[idx] for k, v in self._pool.items()}
 
+    def with_noise(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The pool holds the noise already: nothing to draw."""
+        return batch
+
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """MSE between the student's one-step chunk and the teacher's solve from the same noise
         (normalized chunk units)."""

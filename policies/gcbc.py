@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies import distributed
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.family import BatchSampler, TrainContext
 from policies.goal_io import joint_target_io_spec
@@ -86,7 +87,7 @@ class GCBCPolicy(GraphActing, AdamWCosine, nn.Module):
     def update(self, step: int) -> dict[str, float]:
         """One AdamW step on a uniform batch."""
         assert self._sampler is not None, "call setup_training first"
-        loss, metrics = self.loss(self._sample())
+        loss, metrics = self.loss(distributed.current().shard(self._sample()))  # torchrun: this rank's slice
         self.descend(loss)
         return metrics
 

@@ -14,6 +14,7 @@ _BUILTINS = (
     "policies.gcivl",
     "policies.hiql",
     "policies.sac_her",
+    "policies.ppo",
     "policies.diffusion",
     "policies.distill",
 )
@@ -58,7 +59,20 @@ def policy_names() -> list[str]:
     return sorted(_FAMILIES)
 
 
+class PolicyTaskError(ValueError):
+    """A family cannot command a task's kind of action (e.g. gcbc on dm_control's motors)."""
+
+
 def make_policy(name: str, spec: TaskSpec, config: Any = None) -> Any:
     """Build family ``name`` for ``spec``; ``config`` is its dataclass (defaults when None)."""
     entry = policy_entry(name)
+    kinds = getattr(entry.cls, "action_kinds", ("joint_position",))
+    if spec.action.kind not in kinds:
+        able = sorted(
+            n for n in policy_names() if spec.action.kind in getattr(policy_entry(n).cls, "action_kinds", ())
+        )
+        raise PolicyTaskError(
+            f"policy {name!r} commands {list(kinds)}; task {spec.name!r} ({spec.robot}) takes "
+            f"{spec.action.kind!r} actions: use policy={' or policy='.join(able) or '(none registered)'}"
+        )
     return entry.cls(spec, config if config is not None else entry.config())

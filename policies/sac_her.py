@@ -3,7 +3,10 @@ experience replay (Andrychowicz et al. 2017).
 
 The actor maps ``(observation, goal)`` to a tanh-squashed Gaussian over ``a`` in [-1, 1]^J
 and commands ``q + max_delta * a`` (``q``: the measured joint positions), the same bounded
-step as GCBC; ``act`` and the export use the mean, ``q + max_delta * tanh(mu)``. Twin
+step as GCBC; ``act`` and the export use the mean, ``q + max_delta * tanh(mu)``. For a task
+whose actions are normalized commands (``action.kind == "normalized"``, dm_control's motor
+commands: ``sim.tasks.dmc``) the command is ``max_delta * a``, in ``[-max_delta, max_delta]``,
+and the graph's output is named ``action``. Twin
 critics ``Q(s, g, a)`` with Polyak-averaged targets, entropy temperature tuned toward
 ``target_entropy``. The family owns its environments (a ``sim.vector.VectorEnv``) and
 its replay (``policies.replay_buffer.EpisodeBuffer``); each ``update`` steps the envs its
@@ -11,7 +14,9 @@ share, then takes one gradient step on critics, actor and temperature.
 
 Rewards come from ``(next achieved goal, goal)`` at sampling time, for stored and relabelled
 goals alike: ``"sparse"`` is ``-1`` until the goal distance is below ``reward_threshold``,
-then ``0``; ``"dense"`` is the env's own ``compute_reward`` (reach: ``-distance``).
+then ``0``; ``"dense"`` is the env's own ``compute_reward`` (reach: ``-distance``). A task
+without a goal (goal size 0: dm_control's cartpole, walker, ...) has a reward that depends on
+no goal: the replay stores each step's ``info["reward"]`` and ``"dense"`` uses it.
 
 Defaults are tuned on reach at 2 cm: the dense reward (sparse at 1 cm learned several times
 slower) and ``action_l2``, without which the arm keeps drifting in its null space and off
@@ -22,6 +27,7 @@ committed episodes, counters and random generator states); a resumed run restart
 episodes and goes on sampling from the restored replay, without a second warm-up.
 
     spine-train task=reach policy=sac_her dataset='' steps=12000 +eval_task.success_threshold=0.02
+    spine-train task=dmc policy=sac_her dataset='' steps=6000 policy.action_l2=0   # docs/dmc.md
 """
 
 from __future__ import annotations
@@ -39,15 +45,17 @@ from safetensors.numpy import save_file as save_numpy
 from torch import nn
 from torch.nn import functional as F
 
+import sim
+from policies import distributed
 from policies.family import TrainContext
-from policies.goal_io import joint_target_io_spec
-from policies.graphs import PolicyGraph
+from policies.goal_io import goal_inputs, joint_target_io_spec
+from policies.graphs import POLICY, PolicyGraph, Twin, as_stats, norm_stats
 from policies.networks import mlp
 from policies.normalizer import Normalizer
 from policies.registry import register_policy
-from policies.replay_buffer import EpisodeBuffer
+from policies.replay_buffer import EpisodeBuffer, RewardFn
 from policies.torch_graph import GraphActing
-from policies.twins import goal_mlp_graph
+from policies.twins import goal_mlp_graph, head_rows, standardized
 from sim.contract import TensorSpec
 from sim.spec import JOINT_POS, TaskSpec, field_offset
 from sim.vector import VectorEnv
@@ -55,6 +63,7 @@ from sim.vector import VectorEnv
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 REPLAY_FILE, REPLAY_META = "replay.safetensors", "replay.json"  # in the checkpoint folder
 REWARD_MODES = ("sparse", "dense")
+JOINT_POSITION, NORMALIZED = "joint_position", "normalized"  # the action kinds the actor commands
 
 
 @dataclass
@@ -93,9 +102,13 @@ class RunningNormalizer(Normalizer):
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
         self.register_buffer("total", torch.zeros(size, dtype=torch.float64))
         self.register_buffer("total_sq", torch.zeros(size, dtype=torch.float64))
+        self.mark_synced()
 
     def update(self, data: np.ndarray) -> None:
         """Add rows of ``data`` (N, size) to the statistics; NaN is an error."""
+        if self.mean.numel() == 0:  # an empty goal (a task without one): nothing to learn
+            self.fitted.fill_(True)
+            return
         x = torch.as_tensor(np.asarray(data, np.float64)).reshape(-1, self.mean.numel())
         if not torch.isfinite(x).all():
             raise ValueError("normalizer: data has NaN or Inf")
@@ -108,16 +121,51 @@ class RunningNormalizer(Normalizer):
         self.std.copy_(var.sqrt().clamp_min(self.eps))
         self.fitted.fill_(True)
 
+    def _sums(self) -> torch.Tensor:
+        return torch.cat([self.count.reshape(1), self.total, self.total_sq])
+
+    def mark_synced(self) -> None:
+        """The statistics now held are every rank's (fresh, or loaded from a checkpoint)."""
+        self._synced = self._sums().clone()
+
+    def sync_ranks(self, dist: distributed.Dist) -> None:
+        """Under torchrun: add every rank's rows since the last sync to every rank's statistics,
+        so the ranks' normalizers (part of the weights a step uses) agree again."""
+        if not dist.active or self.mean.numel() == 0:
+            return
+        sums = self._sums()
+        delta = sums - self._synced
+        torch.distributed.all_reduce(delta)
+        merged = self._synced + delta
+        self._synced = merged.clone()
+        n = self.mean.numel()
+        self.count.copy_(merged[0])
+        self.total.copy_(merged[1 : 1 + n])
+        self.total_sq.copy_(merged[1 + n :])
+        if self.count > 0:
+            mean = self.total / self.count
+            self.mean.copy_(mean)
+            var = (self.total_sq / self.count - mean * mean).clamp_min(0.0)
+            self.std.copy_(var.sqrt().clamp_min(self.eps))
+
 
 class GoalActor(nn.Module):
     """``(observation (B, obs), goal (B, g))`` -> tanh-Gaussian over steps in [-1, 1]^J; its
-    ``forward`` is the deterministic policy, absolute joint targets (B, J) in rad. Holds the
+    ``forward`` is the deterministic policy: absolute joint targets (B, J) in rad, or for
+    normalized actions commands (B, J) in ``[-max_delta, max_delta]``. Holds the
     normalizers, so a copy of it is the export twin."""
 
     def __init__(self, spec: TaskSpec, hidden: int, layers: int) -> None:
         super().__init__()
+        if spec.action.kind not in (JOINT_POSITION, NORMALIZED):
+            raise ValueError(
+                f"sac_her: task {spec.name!r} has action kind {spec.action.kind!r}; "
+                f"sac_her commands {(JOINT_POSITION, NORMALIZED)}"
+            )
         self.n_joints = spec.n_joints
-        self.q_start = field_offset(spec.observation, JOINT_POS)
+        # joint-position targets step from the measured position; normalized commands from 0
+        joint_targets = spec.action.kind == JOINT_POSITION
+        self.q_start = field_offset(spec.observation, JOINT_POS) if joint_targets else None
         self.obs_norm = RunningNormalizer(spec.obs_size)
         self.goal_norm = RunningNormalizer(spec.goal.size)
         self.net = mlp(spec.obs_size + spec.goal.size, hidden, layers, 2 * spec.n_joints, nn.ReLU)
@@ -141,7 +189,10 @@ class GoalActor(nn.Module):
         return torch.tanh(u), (log_gauss - log_jac).sum(-1)
 
     def targets(self, observation: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """Absolute joint targets (B, J) rad for steps ``a`` (B, J) in [-1, 1]."""
+        """Commands (B, J) for steps ``a`` (B, J) in [-1, 1]: absolute joint targets (rad),
+        or normalized commands ``max_delta * a``."""
+        if self.q_start is None:
+            return self.max_delta * a
         return observation[..., self.q_start : self.q_start + self.n_joints] + self.max_delta * a
 
     def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -162,14 +213,56 @@ class TwinQ(nn.Module):
         return torch.stack([self.q1(xa)[:, 0], self.q2(xa)[:, 0]])
 
 
+class NormalizedMLPTwin(nn.Module):
+    """``(observation (1, obs), goal (1, g)) -> (1, J)``: ``max_delta * tanh(net(cat))``, the
+    actor's mean command for normalized actions (``net``: ``standardized``, its normalizer
+    first, folded into the first Linear by the export)."""
+
+    def __init__(self, net: nn.Sequential, max_delta: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("bound", max_delta.detach().float().clone())
+
+    def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return self.bound * torch.tanh(self.net(torch.cat([observation, goal], dim=-1)))
+
+
+class RewardEpisodeBuffer(EpisodeBuffer):
+    """An ``EpisodeBuffer`` that also stores each transition's reward (``info["reward"]``),
+    for tasks without a goal, whose reward no goal can recompute; ``sample`` returns it."""
+
+    def __init__(self, capacity: int, max_steps: int, num_envs: int, *sizes: int) -> None:
+        super().__init__(capacity, max_steps, num_envs, *sizes)
+        self.data["reward"] = np.zeros((capacity, max_steps, 1), np.float32)
+        self.stage["reward"] = np.zeros((num_envs, max_steps, 1), np.float32)
+
+    def stage_rewards(self, reward: np.ndarray) -> None:
+        """The rewards (N,) of the vector step about to be ``add``-ed."""
+        self.stage["reward"][np.arange(len(self.cursor)), self.cursor, 0] = reward
+
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, reward_fn: RewardFn, future_p: float
+    ) -> dict[str, np.ndarray]:
+        """``EpisodeBuffer.sample`` with the stored rewards (``reward_fn`` is not called)."""
+        batch = super().sample(batch_size, rng, lambda achieved, goal: np.zeros(len(achieved)), future_p)
+        batch["reward"] = self.data["reward"][batch["episode"], batch["step"], 0]
+        return batch
+
+
 @register_policy("sac_her", config=SACHERConfig)
 class SACHERPolicy(GraphActing, nn.Module):
     """SAC + HER policy; ``forward(observation (B, obs), goal (B, g))`` -> joint targets (B, J)."""
 
     family = "sac_her"
+    action_kinds = (JOINT_POSITION, NORMALIZED)
 
     def __init__(self, spec: TaskSpec, config: SACHERConfig) -> None:
         super().__init__()
+        if spec.goal.size == 0 and config.reward == "sparse":
+            raise ValueError(
+                f"SACHERConfig.reward='sparse' needs a goal; task {spec.name!r} ({spec.robot}) has "
+                "none: use reward='dense' (the env's own reward)"
+            )
         self.spec, self.config = spec, config
         self.actor = GoalActor(spec, config.hidden, config.layers)
         in_dim = spec.obs_size + spec.goal.size
@@ -190,20 +283,32 @@ class SACHERPolicy(GraphActing, nn.Module):
 
     # --- training ------------------------------------------------------------------------
     def setup_training(self, ctx: TrainContext) -> None:
-        """Build the envs (seeded ``ctx.seed + i``), the replay and the Adam optimizers."""
+        """Build the envs (seeded ``ctx.seed + i``), the replay and the Adam optimizers.
+
+        Under torchrun each rank runs its own envs and replay, seeded ``rank_seed(ctx.seed)``,
+        samples ``batch_size / N`` of the global batch from them, and the gradients are
+        averaged (``policies.distributed``); the normalizers' sums are merged every update."""
         cfg = self.config
-        self._env = VectorEnv(ctx.task, cfg.num_envs, threads=cfg.env_threads, **ctx.task_kwargs)
+        self._dist = distributed.current()
+        seed = self._dist.rank_seed(ctx.seed)
+        # built here, not by VectorEnv(task, ...): a task may have a config field named "task" (dmc)
+        envs = [sim.make(ctx.task, **ctx.task_kwargs) for _ in range(cfg.num_envs)]
+        self._env = VectorEnv.from_envs(envs, threads=cfg.env_threads)
         env_spec = self._env.task_spec
-        self._obs = self._env.reset(seed=ctx.seed)
-        self._buffer = EpisodeBuffer(
+        self._obs = self._env.reset(seed=seed)
+        buffer = EpisodeBuffer if env_spec.goal.size else RewardEpisodeBuffer  # no goal: store rewards
+        self._buffer = buffer(
             cfg.buffer_episodes, env_spec.episode_steps, cfg.num_envs,
             env_spec.obs_size, env_spec.goal.size, env_spec.n_joints,
         )  # fmt: skip
         self._compute_reward = self._env.envs[0].unwrapped.compute_reward
-        self._rng = np.random.default_rng(ctx.seed)
-        self._gen = torch.Generator().manual_seed(ctx.seed)
-        self._batch_size, self._credit, self._env_steps = ctx.batch_size, 0.0, 0
+        self._rng = np.random.default_rng(seed)
+        self._gen = torch.Generator().manual_seed(seed)
+        self._batch_size = self._dist.local_batch(ctx.batch_size)
+        self._credit, self._env_steps = 0.0, 0
         self._successes: list[float] = []  # is_success at the end of recent train episodes
+        self._returns: list[float] = []  # summed rewards of recent train episodes
+        self._episode_return = np.zeros(cfg.num_envs)
         self._opts = {
             "actor": torch.optim.Adam(self.actor.parameters(), lr=cfg.lr),
             "critic": torch.optim.Adam(self.critic.parameters(), lr=cfg.lr),
@@ -229,10 +334,13 @@ class SACHERPolicy(GraphActing, nn.Module):
         while self._credit >= n:
             self._collect(random=False)
             self._credit -= n
+        self.obs_norm.sync_ranks(self._dist)
+        self.goal_norm.sync_ranks(self._dist)
         batch = self._buffer.sample(self._batch_size, self._rng, self.reward, 1.0 - 1.0 / (1 + cfg.her_k))
         metrics = self.sac_step({k: torch.as_tensor(v, dtype=torch.float32) for k, v in batch.items()})
         success = float(np.mean(self._successes[-100:])) if self._successes else 0.0
-        return {**metrics, "env_steps": float(self._env_steps), "train_success": success}
+        ret = float(np.mean(self._returns)) if self._returns else 0.0
+        return {**metrics, "env_steps": float(self._env_steps), "train_success": success, "train_return": ret}
 
     def reward(self, achieved: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """Reward (B,) of reaching ``achieved`` (B, g) when aiming for ``goal`` (B, g)."""
@@ -253,11 +361,16 @@ class SACHERPolicy(GraphActing, nn.Module):
         else:
             a, _ = self.actor.sample(self.actor.features(o, torch.as_tensor(obs["desired_goal"])), self._gen)
         targets = self.actor.targets(o, a).numpy().astype(np.float64)
-        self._obs, _, terminated, truncated, info = self._env.step(targets)
+        self._obs, reward, terminated, truncated, info = self._env.step(targets)
+        if isinstance(self._buffer, RewardEpisodeBuffer):
+            self._buffer.stage_rewards(reward)
         self._buffer.add(obs, a.numpy(), info["final_obs"], terminated, truncated)
+        ended = terminated | truncated
         success = info.get("is_success", np.zeros(n, bool))
-        self._successes += [float(s) for s in success[terminated | truncated]]
-        self._successes = self._successes[-100:]
+        self._successes = [*self._successes, *(float(s) for s in success[ended])][-100:]
+        self._episode_return += reward
+        self._returns = [*self._returns, *self._episode_return[ended].tolist()][-100:]
+        self._episode_return[ended] = 0.0
         self._env_steps += n
 
     def sac_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -312,6 +425,7 @@ class SACHERPolicy(GraphActing, nn.Module):
             "env_steps": self._env_steps,
             "credit": self._credit,
             "successes": self._successes,
+            "returns": self._returns,
             "rng": self._rng.bit_generator.state,
             "transitions": self._buffer.transitions,
         }
@@ -319,6 +433,8 @@ class SACHERPolicy(GraphActing, nn.Module):
 
     def load_state(self, directory: Path) -> None:
         """Restore what :meth:`save_state` wrote (a checkpoint without it keeps an empty replay)."""
+        self.obs_norm.mark_synced()  # the loaded statistics are every rank's
+        self.goal_norm.mark_synced()
         path, meta_path = directory / REPLAY_FILE, directory / REPLAY_META
         if not path.is_file() or not meta_path.is_file():
             print(f"{directory}: no saved replay; the resumed run refills it (warm-up included)")
@@ -333,6 +449,7 @@ class SACHERPolicy(GraphActing, nn.Module):
         try:
             self._env_steps, self._credit = int(meta["env_steps"]), float(meta["credit"])
             self._successes = [float(x) for x in meta["successes"]]
+            self._returns = [float(x) for x in meta.get("returns", [])]  # absent before dmc support
             self._rng.bit_generator.state = meta["rng"]
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{meta_path}: bad or missing field ({e})") from None
@@ -349,11 +466,28 @@ class SACHERPolicy(GraphActing, nn.Module):
         return self.actor(observation, goal)
 
     def io_spec(self) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-        """Graph inputs and outputs (batch of 1), for the contract and the export."""
-        return joint_target_io_spec(self.spec)
+        """Graph inputs and outputs (batch of 1), for the contract and the export: joint
+        targets, or for normalized actions ``action`` (1, J)."""
+        if self.actor.q_start is not None:
+            return joint_target_io_spec(self.spec)
+        s = self.spec
+        desc = f"normalized commands ({s.action.unit}) in [-max_delta, max_delta] (task.action)"
+        return goal_inputs(s), (TensorSpec("action", (1, s.n_joints), description=desc),)
 
     def graphs(self) -> tuple[PolicyGraph, ...]:
         """One graph every tick, the actor's deterministic output ``tanh`` of the Gaussian's
-        mean: its twin a ``StepMLPTwin`` over the actor's mean rows."""
+        mean: its twin a ``StepMLPTwin`` over the actor's mean rows (a ``NormalizedMLPTwin``
+        for normalized actions)."""
         a = self.actor
-        return (goal_mlp_graph(self, a.net, a.q_start, a.max_delta, out_rows=self.spec.n_joints),)
+        if a.q_start is not None:
+            return (goal_mlp_graph(self, a.net, a.q_start, a.max_delta, out_rows=self.spec.n_joints),)
+
+        def export() -> Twin:
+            obs, goal = norm_stats(self.obs_norm, "obs_norm"), norm_stats(self.goal_norm, "goal_norm")
+            mean, std = torch.cat([obs[0], goal[0]]), torch.cat([obs[1], goal[1]])
+            body = standardized(head_rows(a.net, self.spec.n_joints), mean, std)
+            twin = NormalizedMLPTwin(body, a.max_delta)
+            return Twin(twin, {"observation": as_stats(*obs), "goal": as_stats(*goal)})
+
+        inputs, outputs = self.io_spec()
+        return (PolicyGraph(POLICY, inputs, outputs, self.forward, export),)

@@ -11,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from policies.registry import policy_entry, policy_names
+from policies.registry import PolicyTaskError, policy_entry, policy_names
 from policies.trainer import TrainConfig, train
 from sim.config_schema import register_task_schemas, schema_node, with_robot
 from sim.dataset_writer import DatasetError
@@ -38,9 +38,10 @@ def main(cfg: DictConfig) -> None:
     policy_cfg = policy_entry(family).config(**OmegaConf.to_container(cfg.policy, resolve=True))
     try:
         result = train(TrainConfig(**own), task, family, task_kwargs, policy_cfg)
-    except DatasetError as e:
+    except (DatasetError, PolicyTaskError) as e:
         raise SystemExit(f"spine-train: {e}") from None
-    print(f"trained {family} on {task}: success {result['success_rate']:.2f} -> {cfg.out}/checkpoint")
+    if result:  # under torchrun only rank 0 evaluates and saves
+        print(f"trained {family} on {task}: success {result['success_rate']:.2f} -> {cfg.out}/checkpoint")
 
 
 if __name__ == "__main__":

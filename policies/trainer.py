@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 import sim
+from policies import distributed
 from policies.checkpoint import load_weights, save_checkpoint
 from policies.family import TrainContext
 from policies.metrics import MetricsLog, plot_learning_curves
@@ -62,7 +63,13 @@ def seed_everything(seed: int) -> None:
 def train(
     cfg: TrainConfig, task: str, family: str, task_kwargs: dict[str, Any], policy_cfg: Any
 ) -> dict[str, Any]:
-    """Train ``family`` on ``task`` (from ``cfg.dataset`` when given); returns final metrics."""
+    """Train ``family`` on ``task`` (from ``cfg.dataset`` when given); returns final metrics.
+
+    Under ``torchrun`` every rank runs this with the same config (``policies.distributed``):
+    the same seed, its slice of each global batch, gradients averaged; rank 0 evaluates, logs
+    and saves, the others return rank 0's final metrics unknown (an empty dict)."""
+    dist = distributed.init()
+    dist.local_batch(cfg.batch_size)  # refuse a global batch the ranks cannot split
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
     out = Path(cfg.out)
@@ -72,6 +79,9 @@ def train(
     policy = make_policy(family, eval_env.task_spec, policy_cfg)
     ctx = TrainContext(task, task_kwargs, data, cfg.batch_size, cfg.steps, cfg.seed, dict(cfg.extras))
     policy.setup_training(ctx)
+    dist.broadcast_module(policy)
+    if not getattr(policy, "syncs_own_gradients", False):  # e.g. ppo: rsl_rl's runner averages them
+        dist.attach(policy.optimizers().values())
     try:
         return _run(cfg, task, family, task_kwargs, policy_cfg, policy, eval_env, out)
     finally:  # training envs (online families) and the evaluation env are released on any exit
@@ -91,7 +101,13 @@ def _run(
     out: Path,
 ) -> dict[str, Any]:
     """The training loop of :func:`train` (resume, updates, logs, evaluations, checkpoints)."""
-    start = resume(policy, out / "checkpoint") if cfg.resume else 0
+    dist = distributed.current()
+    if not dist.is_main:
+        return _follow(cfg, policy, out)
+    start = 0
+    if cfg.resume:
+        start = resume(policy, out / "checkpoint")
+        dist.barrier()  # the others load the checkpoint once it is read here
     log, tb = MetricsLog(out / "metrics.csv", keep=start > 0), _tensorboard(out / "tb")
     record = {"task": task, "family": family, "config": _plain(cfg, task_kwargs, policy_cfg)}
     t0, final = time.perf_counter(), {}
@@ -99,6 +115,7 @@ def _run(
     for step in bar:
         metrics = policy.update(step)
         if step % cfg.log_every == 0 or step == cfg.steps:
+            metrics = dist.mean_metrics(metrics)
             log.log(step, **metrics, wall_s=time.perf_counter() - t0)
             _tb_write(tb, step, metrics)
             bar.set_postfix({k: f"{v:.2e}" for k, v in list(metrics.items())[:2]})
@@ -113,12 +130,31 @@ def _run(
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
             _save(out / "checkpoint", policy, record, step, final)
     final.update(steps=cfg.steps, wall_s=time.perf_counter() - t0)
+    if dist.active:  # the ranks' weights must agree (they took the same averaged steps)
+        gap = dist.max_abs_difference(policy)
+        final.update(ranks=dist.world_size, max_parameter_difference_between_ranks=gap)
     _save(out / "checkpoint", policy, record, cfg.steps, final)
     plot_learning_curves(out / "metrics.csv", out / "learning_curves.png", f"{family} on {task}")
     (out / "summary.json").write_text(json.dumps(final, indent=2))
     if tb is not None:
         tb.close()
     return final
+
+
+def _follow(cfg: TrainConfig, policy: Any, out: Path) -> dict[str, Any]:
+    """The loop of a rank other than 0: the same updates, metrics averaged at the same steps,
+    no evaluation, logs or checkpoints."""
+    dist = distributed.current()
+    start = 0
+    if cfg.resume:
+        dist.barrier()  # rank 0 has read the checkpoint (and may have refused it)
+        start = resume(policy, out / "checkpoint")
+    for step in range(start + 1, cfg.steps + 1):
+        metrics = policy.update(step)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            dist.mean_metrics(metrics)
+    dist.max_abs_difference(policy)
+    return {}
 
 
 def evaluate_policy(policy: Any, env: Any, episodes: int, seed: int) -> dict[str, float]:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies import distributed
 from policies.dataset import GoalMix, TrajectoryDataset
 from policies.networks import mlp
 
@@ -165,7 +166,8 @@ class OfflineValueTraining:
     def update(self, step: int) -> dict[str, float]:
         """One Adam step on all the family's losses, then a Polyak step of the target value."""
         assert self._opt is not None and self._data is not None, "call setup_training first"
-        loss, metrics = self.loss(self.sample_batch(self._data, self._batch_size))  # type: ignore[attr-defined]
+        batch = self.sample_batch(self._data, self._batch_size)  # type: ignore[attr-defined]
+        loss, metrics = self.loss(distributed.current().shard(batch))  # type: ignore[attr-defined]  # torchrun: this rank's slice
         self._opt.zero_grad(set_to_none=True)
         loss.backward()
         self._opt.step()

@@ -353,7 +353,17 @@ class DdsPort:
         return self._health.copy()
 
     def close(self) -> None:
+        """Detach the readers, then delete the participant (and with it, in the C library, every
+        reader, writer, topic and condition it made) now, while the interpreter is whole. Left
+        to the garbage collector at exit, Cyclone's DDS Security plugins could be torn down
+        before the participant and the process died with SIGSEGV after its work was done."""
         for sub in self._subs:
             self.waitset.detach(sub.cond)
         self._subs.clear()
         self._pubs.clear()
+        self._builtin.clear()
+        self._topics.clear()
+        participant = getattr(self, "participant", None)
+        if participant is not None:
+            participant.__del__()  # cyclonedds' only delete; idempotent (the GC's call is a no-op)
+            self.participant = None

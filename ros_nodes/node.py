@@ -140,4 +140,7 @@ def run_node(cls: type[Node], argv: Sequence[str] | None = None) -> int:
     finally:
         node.deactivate()
         node.finish()
+        close = getattr(port, "close", None)
+        if callable(close):  # the DDS participant goes now, not in the interpreter's teardown
+            close()
     return 0

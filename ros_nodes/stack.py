@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(0.2)
         if sim.returncode != 0:
-            print(f"spine-stack: sim_robot exited:\n{stack.log('sim_robot')}", file=sys.stderr)
+            log = stack.log("sim_robot")
+            print(f"spine-stack: sim_robot exited with {sim.returncode}:\n{log}", file=sys.stderr)
             return 1
     except KeyboardInterrupt:
         pass

@@ -27,6 +27,8 @@ class CollectConfig:
     mode: str = "goal"  # "goal": drive to the task's goal; "navigate": goal-free wandering
     num_envs: int = 1  # > 1: step this many envs in a VectorEnv (goal mode only)
     threads: int = 2  # physics threads of the VectorEnv when num_envs > 1
+    ray_workers: int = 0  # > 0: split the episodes over this many Ray tasks (sim/ray_collect.py)
+    ray_address: str = ""  # "": a local Ray cluster; "auto" / "ray://host:10001": a running one
     robot: Any = field(default=None)  # robot config group: robot=panda (configs/robot/; none: the task's arm)
     task: Any = field(default=None)  # task config group (set by Hydra)
     randomization: Any = field(default=None)  # randomization config group (set by Hydra)

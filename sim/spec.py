@@ -32,10 +32,13 @@ class ActionSpec:
     """The command a policy emits.
 
     Attributes:
-        kind: ``"joint_position"`` (absolute joint-position targets) is the only kind so far.
-        unit: ``"rad"`` for joint positions.
-        max_delta: largest change of a target from the measured position in one control
-            step, per joint (rad). Policies scale their output by it.
+        kind: ``"joint_position"`` (absolute joint-position targets), or ``"normalized"``
+            (dm_control's motor commands, ``sim/tasks/dmc.py``). A policy family lists the
+            kinds it commands in ``action_kinds`` (``policies.registry.make_policy`` checks).
+        unit: ``"rad"`` for joint positions (``"m"`` for the maze's x/y), ``"1"`` normalized.
+        max_delta: joint positions: largest change of a target from the measured position in
+            one control step, per joint. Normalized: half the command range. Policies scale
+            their output by it.
     """
 
     kind: str

@@ -41,7 +41,8 @@ class VectorEnv:
     """``num_envs`` copies of a task, stepped as one; arrays are stacked on a leading axis N.
 
     Args:
-        task: registry name, e.g. ``"reach"``.
+        task: registry name, e.g. ``"reach"`` (positional, as is ``num_envs``: dmc has a config
+            field named ``task``, which goes in ``task_kwargs``).
         num_envs: number of envs N.
         threads: threads that step them (the caller's included); 1 steps in the caller.
         randomization: optional ``sim.randomization.RandomizationConfig``; env ``i`` is then
@@ -53,6 +54,7 @@ class VectorEnv:
         self,
         task: str,
         num_envs: int,
+        /,
         threads: int = 1,
         randomization: Any = None,
         **task_kwargs: Any,

@@ -11,6 +11,12 @@ TINY_EPISODES = 12
 TINY_STEPS = 150
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "docs: the commands of README.md and docs/ from a clean copy (test_documented_commands.py)"
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sim.collect import collect

@@ -46,6 +46,7 @@ SECTIONS = {
     "safety_loop",
     "safety_efficacy_reach_obstacles",
     "safety_efficacy_push",
+    "scale_sim",
 }
 FIXED = {"command": ".venv/bin/python benchmarks/x.py", "date": "D", "machine": "M", "versions": "V"}
 BEFORE = """# Benchmark results

@@ -37,6 +37,7 @@ from deploy.runtime.bundle import (
     POLICY_FILE,
     REPORT_FILE,
     load_bundle,
+    spec_kwargs,
 )
 from deploy.runtime.graph import OnnxGraph
 from deploy.runtime.latency import measure_latency, policy_step_latency
@@ -127,11 +128,12 @@ def export_bundle(
         raise ParityError(f"{out}: max |torch - onnxruntime| = {worst:.3g} > {tolerance:g}")
     report["policy_step_us"] = _policy_step(out, seed)
     task = eval_task or contract.task.name
+    kwargs = spec_kwargs(contract) if task == contract.task.name else {}  # e.g. dm_control's domain
     if eval_episodes > 0:
-        report["sim"] = sim_parity(plan, load_bundle(out), task, eval_episodes, seed)
+        report["sim"] = sim_parity(plan, load_bundle(out), task, eval_episodes, seed, kwargs)
     if quantize is not None:
         report["quantized"] = _quantize(plan, out, contract, samples, seed, quant_tolerance)
-        report["quantized"]["sim"] = sim_parity(plan, load_bundle(out), task, eval_episodes, seed)
+        report["quantized"]["sim"] = sim_parity(plan, load_bundle(out), task, eval_episodes, seed, kwargs)
         report["precision"] = quantize
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))
     if quantize is not None and not report["quantized"]["max_abs_error"] <= quant_tolerance:

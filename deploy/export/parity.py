@@ -74,8 +74,16 @@ def numeric_parity(graph: ExportGraph, session: OnnxGraph, samples: int, seed: i
     return float(np.max(np.abs(expected - got)))
 
 
-def sim_parity(plan: ExportPlan, bundle: Bundle, task: str, episodes: int, seed: int) -> dict[str, Any]:
-    """Success rate and final distance of torch and of onnxruntime on seeds ``seed..``."""
+def sim_parity(
+    plan: ExportPlan,
+    bundle: Bundle,
+    task: str,
+    episodes: int,
+    seed: int,
+    task_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Success rate and final distance of torch and of onnxruntime on seeds ``seed..``, in
+    ``task`` built with ``task_kwargs``."""
     import sim
 
     contract = bundle.contract
@@ -86,7 +94,7 @@ def sim_parity(plan: ExportPlan, bundle: Bundle, task: str, episodes: int, seed:
     }
     out: dict[str, Any] = {"task": task, "episodes": episodes, "seed": seed}
     for name, agent in agents.items():
-        env = sim.make(task)
+        env = sim.make(task, **(task_kwargs or {}))
         result = evaluate_agent(env, agent, episodes, seed)
         out[name] = {"success_rate": result.success_rate, "final_distance_mean": result.final_distance_mean}
     out["success_rate_difference"] = out["onnxruntime"]["success_rate"] - out["torch"]["success_rate"]

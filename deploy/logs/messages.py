@@ -27,6 +27,7 @@ TOPIC_EE = "/spine/ee_position"
 TOPIC_POLICY_CMD = "/spine/policy_command"
 TOPIC_COMMAND = "/spine/command"
 TOPIC_DIAGNOSTICS = "/diagnostics"
+TOPIC_OBSERVATION = "/spine/observation"  # tasks whose observation the topics above do not carry
 SAFETY_STATUS = "spine/safety"
 
 

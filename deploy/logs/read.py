@@ -48,6 +48,7 @@ class RunLog:
     policy_command: Series | None = None
     episode: Series | None = None
     stages: Series | None = None
+    observation: Series | None = None  # /spine/observation: the task's observation fields
     topics: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # what could not be read or used, in words
     joint_rate: MeasuredRate | None = None  # the joint states' measured rate and largest gap
@@ -133,5 +134,6 @@ _DECODERS: dict[str, tuple[str, str, Any]] = {
     m.TOPIC_EE: (m.POINT_STAMPED, "ee_pos", _point),
     m.TOPIC_COMMAND: (m.FLOAT64_ARRAY, "command", _array),
     m.TOPIC_POLICY_CMD: (m.FLOAT64_ARRAY, "policy_command", _array),
+    m.TOPIC_OBSERVATION: (m.FLOAT64_ARRAY, "observation", _array),
 }
 _TYPES = {topic: ty for topic, (ty, _, _) in _DECODERS.items()} | {m.TOPIC_DIAGNOSTICS: m.DIAGNOSTICS}

@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def log_to_dataset(
             f"{spec.name} is at its control rate, {spec.control_hz:g} Hz, the rate its policy runs at; "
             f"set resample.rate_hz: null (or {spec.control_hz:g}) to convert this log"
         )
+    if actions == "next_position":  # no command is used: a log without the command topic converts too
+        mapping = replace(mapping, command=None)
     log = read_mapped(log_path, mapping, spec.joint_names, spec.joint_pos_min, spec.joint_pos_max)
     if actions == "command" and (log.command is None or not log.commanded.any()):
         what = (

@@ -5,12 +5,14 @@
 
 Without ``--mapping`` (Spine's own logs: ``spine-run``'s and the bag ``spine-stack`` records,
 or foreign logs with only ``/joint_states``): reads ``/joint_states`` (matched by joint name),
-and when present ``/spine/goal``, ``/spine/ee_position``, ``/spine/command`` and
-``/diagnostics`` (sample-and-hold at each joint state), through ``deploy.logs.read`` (which
-salvages a cut or metadata-less log and skips corrupt messages). Compares the replayed safe
-command with the logged one per joint, counts safety interventions, and writes
-``report.json``, ``report.md`` and ``replay.png`` to ``--out``; the report and the console
-state the joint states' measured rate and largest gap, and everything skipped.
+and when present ``/spine/goal``, ``/spine/ee_position``, ``/spine/observation`` (the
+observation fields of a task whose fields have no topic of their own, e.g. dm_control's),
+``/spine/command`` and ``/diagnostics`` (sample-and-hold at each joint state), through
+``deploy.logs.read`` (which salvages a cut or metadata-less log and skips corrupt messages).
+Compares the replayed safe command with the logged one per joint, counts safety
+interventions, and writes ``report.json``, ``report.md`` and ``replay.png`` to ``--out``; the
+report and the console state the joint states' measured rate and largest gap, and everything
+skipped.
 
 With ``--mapping`` (any robot's log, topics and fields named by a YAML mapping): the offline
 evaluation of ``deploy.offline.evaluate``, resampled to the policy rate.
@@ -50,7 +52,11 @@ def replay(
     bundle = load_bundle(bundle_path)
     spec = bundle.contract.task
     log = read_log(log_path, spec.joint_names)
-    goal_at = _source(log, "goal", goal, "--goal X,Y,Z", spec.goal.size)
+    if spec.goal.size:
+        goal_at = _source(log, "goal", goal, "--goal X,Y,Z", spec.goal.size)
+    else:  # a task without a goal (dm_control's cartpole, walker, ...)
+        goal_at = lambda t, q: np.zeros(0)  # noqa: E731
+    observed = _observed(log, spec)
     fields = {f.name for f in spec.observation}
     ee_at = None
     if "ee_pos" in fields:
@@ -69,7 +75,8 @@ def replay(
         state = {
             "joint_pos": q,
             "joint_vel": log.joint_vel.values[i],
-            "goal": goal_at(t, q),
+            spec.goal.name: goal_at(t, q),
+            **observed(t),
         }
         if ee_at is not None:
             state["ee_pos"] = ee_at(t, q)
@@ -108,6 +115,28 @@ def _source(
         return lambda t, q: fallback[:size]
     first = series.values[0][:size]
     return lambda t, q: v[:size] if (v := series.hold(t)) is not None else first
+
+
+def _observed(log: RunLog, spec: TaskSpec) -> Callable[[int], dict[str, np.ndarray]]:
+    """The observation fields logged on ``/spine/observation`` held at each tick, split by the
+    task's fields (none when the log has no such topic)."""
+    series = log.observation
+    if series is None:
+        return lambda t: {}
+    if series.values.shape[1] != spec.obs_size:
+        raise LogError(
+            f"log {log.path}: {m.TOPIC_OBSERVATION} has {series.values.shape[1]} values, the bundle's "
+            f"observation {spec.obs_size} ({[f.name for f in spec.observation]})"
+        )
+    bounds = np.cumsum([0] + [f.size for f in spec.observation])
+    names = [f.name for f in spec.observation]
+
+    def fields(t: int) -> dict[str, np.ndarray]:
+        row = series.hold(t)
+        row = np.full(spec.obs_size, np.nan) if row is None else row
+        return {n: row[a:b] for n, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)}
+
+    return fields
 
 
 def _fk(spec: TaskSpec) -> Callable[[int, np.ndarray], np.ndarray]:

@@ -21,13 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 import sim
-from deploy.logs.writer import RunLogWriter
-from deploy.runtime.bundle import load_bundle
+from deploy.logs.writer import RunLogWriter, observation_fields
+from deploy.runtime.bundle import load_bundle, spec_kwargs
 from deploy.runtime.controller import Controller
 from deploy.runtime.latency import percentiles
 from deploy.safety.config import load_safety_config
 from deploy.safety.filter import Stage
 from deploy.safety.model_limits import sim_chain
+from deploy.safety.normalized import NORMALIZED
 from sim.video import GLUnavailableError, VideoWriter, render_frame
 
 
@@ -57,18 +58,21 @@ def run(
     env = sim.make(task, **render, **(task_kwargs or {}))
     recorder = VideoWriter(video, env.task_spec.control_hz) if video else None
     config = load_safety_config(safety)
-    chain = sim_chain(env) if config.needs_chain else None
+    joints = env.task_spec.action.kind != NORMALIZED  # normalized commands: no arm (refused below)
+    chain = sim_chain(env) if config.needs_chain and joints else None
     ctrl = Controller(
         bundle, env.task_spec, seed=seed, chunk_mode=chunk_mode, critic=critic, safety=config, chain=chain
     )
     log_dir.mkdir(parents=True, exist_ok=True)
     period_ns = round(1e9 / env.task_spec.control_hz)
-    stamp, successes, distances = 0, 0, []
+    stamp, successes, distances, returns = 0, 0, [], []
     stages: Counter[str] = Counter()
     costs: Counter[str] = Counter()
     policy_us, filter_us, risks = [], [], []
     critic_evals = vetoes = 0
-    with RunLogWriter(log_dir / "log", env.task_spec.joint_names, storage) as writer:
+    spec = env.task_spec
+    log_fields = {"goal_field": spec.goal.name, "observation": observation_fields(spec.observation)}
+    with RunLogWriter(log_dir / "log", spec.joint_names, storage, **log_fields) as writer:
         for ep in tqdm(range(episodes), desc=f"run {task}", unit="episode"):
             env.reset(seed=seed + ep)
             film = recorder if ep == 0 else None
@@ -76,11 +80,12 @@ def run(
                 film.append(render_frame(env))
             state = env.state()
             ctrl.reset(state)
-            done = False
+            done, episode_return = False, 0.0
             while not done:
                 tick = ctrl.step_info(state)
                 writer.write_tick(stamp, state, tick, ep)
-                _, _, terminated, truncated, info = env.step(tick.command)
+                _, reward, terminated, truncated, info = env.step(tick.command)
+                episode_return += float(reward)
                 done = terminated or truncated
                 state, stamp = env.state(), stamp + period_ns
                 stages.update(tick.stages.names())
@@ -98,6 +103,7 @@ def run(
                 film.close()
             successes += bool(info["is_success"])
             distances.append(float(info["distance"]))
+            returns.append(episode_return)
     ticks = len(filter_us)
     summary = {
         "task": task,
@@ -107,6 +113,7 @@ def run(
         "safety": str(safety or "default"),
         "success_rate": successes / max(episodes, 1),
         "final_distance_mean_m": float(np.mean(distances)),
+        "return_mean": float(np.mean(returns)),  # summed env reward per episode
         "ticks": ticks,
         "interventions": {s.name.lower(): stages.get(s.name.lower(), 0) for s in Stage if s},
         "cost_steps": dict(costs),
@@ -132,11 +139,15 @@ def run(
 
 def sim_task_of(bundle: Path, task: str | None, robot: str | None) -> tuple[str, dict[str, Any]]:
     """The task to run a bundle in (``task``, else the one it was trained on) and its keyword
-    arguments: ``robot`` (else the robot config it was trained with, if any)."""
+    arguments: ``robot`` (else the robot config it was trained with, if any), and, in the task
+    it was trained on, the config fields that shape its spec as trained (``spec_kwargs``:
+    dm_control's domain and task)."""
     contract = load_bundle(bundle).contract
     trained = contract.train_config.get("config", {}).get("task", {})  # the task's keyword arguments
     robot = robot or (trained.get("robot") if isinstance(trained, dict) else None) or ""
-    return task or contract.task.name, ({"robot": robot} if robot else {})
+    task = task or contract.task.name
+    kwargs = spec_kwargs(contract) if task == contract.task.name else {}
+    return task, ({"robot": robot} if robot else {}) | kwargs
 
 
 def main(argv: list[str] | None = None) -> int:

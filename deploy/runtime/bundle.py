@@ -45,6 +45,21 @@ class Bundle:
         return [self.policy_path, *([self.high_level_path] if self.contract.hierarchical else [])]
 
 
+def spec_kwargs(contract: PolicyContract) -> dict[str, Any]:
+    """The task config fields the policy was trained with that shape its task's spec (the
+    config class's ``spec_fields``, e.g. dm_control's ``domain`` and ``task``), to build its
+    task in sim as trained (``spine-run``, the export's sim check); {} for tasks without."""
+    from sim.registry import config_class
+
+    trained = contract.train_config.get("config", {}).get("task", {})
+    try:
+        cls = config_class(contract.task.name)
+    except KeyError:  # a task this install does not have: nothing to add
+        return {}
+    keys = getattr(cls, "spec_fields", ()) if cls is not None else ()
+    return {k: trained[k] for k in keys if isinstance(trained, dict) and k in trained}
+
+
 def load_bundle(path: Path | str) -> Bundle:
     """Read and cross-check a bundle; every error names the file at fault."""
     path = Path(path)

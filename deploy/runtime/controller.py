@@ -14,6 +14,11 @@ whose policy + filter time overran ``deadline_us`` (default: one policy period).
 The learned safety critic (``critic.onnx``, from ``spine-train-critic``) joins the filter when
 it is passed as ``critic=`` or lies in the bundle folder; its contract is checked against the
 robot like the policy's. Every tick then reports the critic's risk and whether it vetoed.
+
+A robot whose commands are normalized (``robot.action.kind == "normalized"``, dm_control's
+motor commands) gets the normalized safety stage (``deploy.safety.normalized``: input guard,
+watchdog, clip to the action bounds, rate limit) instead of the joint filter; it starts each
+episode from a zero command, reads no joint state and takes no critic.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from deploy.runtime.bundle import Bundle, load_bundle
 from deploy.runtime.deadline import DeadlineMonitor
 from deploy.safety.config import SafetyConfig, load_safety_config
 from deploy.safety.critic import CriticGuard
-from deploy.safety.engines import load_critic, make_filter
+from deploy.safety.engines import limits_for, load_critic, make_filter
 from deploy.safety.filter import SafetyLimits, Stage, TickReport
 from deploy.safety.kinematics import SerialChain
+from deploy.safety.normalized import NORMALIZED, NormalizedLimits
 from sim.observation import ObservationError, build_observation, field_vector
 from sim.spec import JOINT_POS, TaskSpec
 
@@ -45,8 +51,8 @@ CRITIC_FILE = "critic.onnx"  # a critic in the bundle folder is used unless crit
 class TickInfo:
     """What happened on one tick, for logs and reports."""
 
-    command: np.ndarray  # safe joint command sent to the robot (rad)
-    policy_command: np.ndarray | None  # latest raw policy output (rad), None before the first
+    command: np.ndarray  # safe command sent to the robot (rad; normalized commands: unit 1)
+    policy_command: np.ndarray | None  # latest raw policy output (same unit), None before the first
     stages: Stage  # safety stages that changed the command
     policy_ran: bool  # whether the policy ran on this tick
     policy_us: float  # policy inference time on this tick (µs; 0 if it did not run)
@@ -64,7 +70,8 @@ class Controller:
     Args:
         bundle: a bundle folder or a loaded ``Bundle``.
         robot: the robot's spec; the bundle's contract must match it (else ``ContractMismatch``).
-        limits: safety limits; by default those of ``safety`` for this robot.
+        limits: safety limits; by default those of ``safety`` for this robot
+            (``NormalizedLimits`` for a robot with normalized commands).
         threads: onnxruntime threads (1 on a robot: predictable latency).
         seed: seed of a chunked policy's noise generator (reproducible runs).
         chunk_mode: chunked policies: ``"receding"`` (execute ``execute_steps`` targets, then
@@ -72,7 +79,8 @@ class Controller:
         ensemble_every: ticks between plans in ``"ensemble"`` mode.
         deadline_us: time budget of one tick's policy + filter work (µs; default: one period).
         critic: the learned safety critic: a ``CriticGuard``, a ``critic.onnx`` path, None (use
-            the bundle folder's ``critic.onnx`` when there is one) or False (none).
+            the bundle folder's ``critic.onnx`` when there is one) or False (none). A robot with
+            normalized commands takes none: a critic given or in the bundle is refused.
         safety: the safety configuration (``configs/safety/``): a ``SafetyConfig``, a name or a
             YAML path; None: the shipped default. Ignored for the limits when ``limits`` is given.
         chain: the arm's kinematic chain, needed when ``safety`` sets a workspace box or a
@@ -83,7 +91,7 @@ class Controller:
         self,
         bundle: Bundle | Path | str,
         robot: TaskSpec,
-        limits: SafetyLimits | None = None,
+        limits: SafetyLimits | NormalizedLimits | None = None,
         threads: int = 1,
         *,
         seed: int = 0,
@@ -98,9 +106,10 @@ class Controller:
         self.contract = self.bundle.contract
         self.contract.check_robot(robot)
         self.robot = robot
+        self.normalized = robot.action.kind == NORMALIZED  # no joint state, no critic: a zero start
         self.policy = load_agent(self.bundle, threads, seed, chunk_mode, ensemble_every)
         self.safety = safety if isinstance(safety, SafetyConfig) else load_safety_config(safety)
-        limits = limits or self.safety.limits(robot, chain=chain)
+        limits = limits or limits_for(self.safety, robot, chain=chain)
         self.critic = self._critic(critic, robot, 1.0 / limits.tick_period)
         self.filter = make_filter(limits, critic=self.critic)
         self.last_report: TickReport | None = None
@@ -116,6 +125,13 @@ class Controller:
     ) -> CriticGuard | None:
         if critic is False:
             return None
+        given = critic is not None and critic is not True
+        if self.normalized and (given or (self.bundle.path / CRITIC_FILE).is_file()):
+            where = critic if given else self.bundle.path / CRITIC_FILE
+            raise ValueError(
+                f"critic {where}: a learned safety critic is not supported for normalized commands "
+                f"(robot {robot.robot!r}); run without one (spine-run --no-critic)"
+            )
         if isinstance(critic, CriticGuard):
             critic.critic.contract.check_robot(robot)
             return critic
@@ -129,8 +145,10 @@ class Controller:
         return load_critic(critic, robot, tick_hz=tick_hz, threshold=self.safety.critic_threshold)
 
     def reset(self, state: State) -> None:
-        """Start an episode at the measured state (its joint positions must be finite)."""
-        self.filter.reset(np.asarray(state[JOINT_POS], dtype=np.float64))
+        """Start an episode at the measured state (its joint positions must be finite; a
+        robot with normalized commands starts from a zero command and reads none)."""
+        start = np.zeros(self.robot.n_joints) if self.normalized else state[JOINT_POS]
+        self.filter.reset(np.asarray(start, dtype=np.float64))
         reset_policy = getattr(self.policy, "reset", None)  # stateful: chunk queue, held subgoal
         if reset_policy is not None:
             reset_policy()
@@ -167,8 +185,11 @@ class Controller:
     def safety_tick(self, state: State, now: float) -> tuple[np.ndarray, Stage, float]:
         """Filter the latest policy command against ``state``; returns (command, stages, µs)."""
         t0 = time.perf_counter_ns()
-        q = state.get(JOINT_POS)
-        q = np.full(self.robot.n_joints, np.nan) if q is None else np.asarray(q, dtype=np.float64)
+        if self.normalized:
+            q = None  # the normalized stage reads no joint state
+        else:
+            q = state.get(JOINT_POS)
+            q = np.full(self.robot.n_joints, np.nan) if q is None else np.asarray(q, dtype=np.float64)
         obs = self._critic_observation(state) if self.critic is not None else None
         report = self.filter.tick(self._command, q, now - self._command_time, observation=obs)
         self.last_report = report
@@ -199,5 +220,5 @@ class Controller:
         )
 
     def step(self, state: State, now: float | None = None) -> np.ndarray:
-        """One tick; returns the safe joint command (rad)."""
+        """One tick; returns the safe command (joint targets in rad, or normalized commands)."""
         return self.step_info(state, now).command

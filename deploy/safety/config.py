@@ -66,8 +66,16 @@ class SafetyConfig:
     estop_latch: bool = True
     """An engaged e-stop stays engaged until an explicit release (``false`` on the e-stop topic
     from an identity allowed to release it); a publisher going away never releases it."""
+    action_rate: float = 25.0
+    """Normalized commands only (dm_control tasks; deploy/safety/normalized.py): rate limit in
+    half-ranges per second, i.e. at most ``action_rate * max_delta / tick_hz`` of change per
+    tick (0.5 of the half-range per tick at 50 Hz: a full swing takes 4 ticks)."""
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.action_rate) and self.action_rate > 0):
+            raise ValueError(
+                f"safety config field 'action_rate' must be finite and > 0, got {self.action_rate}"
+            )
         for name in ("margin", "watchdog_periods", "damp_periods", "sensor_timeout", "frozen_tolerance"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

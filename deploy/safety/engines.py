@@ -8,30 +8,61 @@ Filter engines: ``SafetyFilter`` (deploy/safety/filter.py), the numpy reference,
 bit-identical results. Critic engines: ``OnnxCritic`` (onnxruntime, the reference) and
 ``NativeOnnxCritic`` (the graph's C evaluator, checked against onnxruntime at load). The C
 filter needs the C critic: it calls the critic's evaluator inside its tick.
+
+A robot whose commands are normalized (``task.action.kind == "normalized"``: dm_control's
+motor commands) gets the normalized stage instead (``NormalizedFilter``,
+deploy/safety/normalized.py: numpy only, no critic): ``limits_for`` builds its
+``NormalizedLimits`` from the robot's spec and the safety configuration, and ``make_filter``
+picks the stage by the limits it is given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from deploy.safety.config import SafetyConfig
 from deploy.safety.critic import CriticGuard, OnnxCritic
 from deploy.safety.extension import NativeUnavailable
 from deploy.safety.filter import SafetyFilter
 from deploy.safety.interface import FilterEngine, RiskCritic
+from deploy.safety.kinematics import SerialChain
 from deploy.safety.limits import SafetyLimits
 from deploy.safety.native_critic import NativeOnnxCritic
 from deploy.safety.native_filter import NativeSafetyFilter
+from deploy.safety.normalized import NORMALIZED, NormalizedFilter, NormalizedLimits
 from sim.spec import TaskSpec
 
 FILTER_ENGINES = ("auto", "native", "python")
 CRITIC_ENGINES = ("auto", "native", "onnxruntime")
 
 
-def make_filter(limits: SafetyLimits, critic: RiskCritic | None = None, engine: str = "auto") -> FilterEngine:
+def limits_for(
+    config: SafetyConfig, robot: TaskSpec, tick_hz: float | None = None, chain: SerialChain | None = None
+) -> SafetyLimits | NormalizedLimits:
+    """What the filter enforces on ``robot`` under ``config``: ``config.limits(...)`` for joint
+    commands; for normalized ones, ``NormalizedLimits`` (bounds from the spec's action, rate
+    limit ``config.action_rate``, watchdog ``watchdog_periods`` then zero past ``damp_periods``).
+    """
+    if robot.action.kind != NORMALIZED:
+        return config.limits(robot, tick_hz, chain)
+    if config.needs_chain:
+        raise ValueError(
+            f"the safety config sets a workspace box or ee_speed_max; robot {robot.robot!r} takes "
+            "normalized commands and has no end effector to bound"
+        )
+    return NormalizedLimits.from_spec(
+        robot, config.action_rate, config.tick_hz or tick_hz, config.watchdog_periods, config.damp_periods
+    )
+
+
+def make_filter(
+    limits: SafetyLimits | NormalizedLimits, critic: RiskCritic | None = None, engine: str = "auto"
+) -> FilterEngine:
     """The safety filter for ``limits`` (and ``critic``, stage 3) on ``engine``.
 
     Args:
-        limits: what to enforce.
+        limits: what to enforce; ``NormalizedLimits`` get the normalized stage (no C engine,
+            no critic: ``engine="native"`` or a critic raises ``ValueError``).
         critic: a learned critic, or None for the deterministic stages only.
         engine: ``"native"``: the C engine, or a ``ValueError`` saying why not; ``"python"``:
             the numpy reference; ``"auto"``: native where the C extension is built and the
@@ -40,6 +71,12 @@ def make_filter(limits: SafetyLimits, critic: RiskCritic | None = None, engine: 
     """
     if engine not in FILTER_ENGINES:
         raise ValueError(f"safety filter engine {engine!r} is not one of {FILTER_ENGINES}")
+    if isinstance(limits, NormalizedLimits):
+        if engine == "native":
+            raise ValueError("safety filter: the normalized stage has no native engine")
+        filt = NormalizedFilter(limits, critic)
+        filt.engine_note = "python (the normalized stage has no C engine)" if engine == "auto" else ""
+        return filt
     if engine == "python":
         return SafetyFilter(limits, critic)
     try:

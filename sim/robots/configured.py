@@ -7,7 +7,9 @@ joints without one (or in place of the model's, ``replace_actuators``) and gravi
 compensation on the arm's bodies. Where Spine adds servos to a model integrated with Euler, the
 integrator becomes ``implicitfast`` (servo damping is then stable at any gain). The constants
 namespace has the names the arm tasks, experts and the safety layer read of a robot module
-(``sim/robots/arm7/constants.py``).
+(``sim/robots/arm7/constants.py``). ``configured_robot(robot, obstacles=n)`` also adds a ground
+plane at z = 0 (where the arm's base stands) and ``n`` box obstacle slots
+(``sim/robots/obstacles.py``), which ``ConfiguredObstaclePhysics`` places per episode.
 """
 
 from __future__ import annotations
@@ -22,19 +24,40 @@ import numpy as np
 
 from sim.robot_config import RobotConfig, RobotConfigError, load_robot_config
 from sim.robots.arm7.physics import Contacts
+from sim.robots.obstacles import ObstacleBoxes, add_obstacle_boxes
 from sim.robots.servo_arm import ServoArmPhysics
 
 EE_SITE = "spine_ee"
 GOAL_BODY = "spine_goal"
 CAMERA = "spine_view"
+GROUND_GEOM = "spine_ground"  # the plane z = 0 of a scene with obstacles
 _MOVING = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
 
 
-def configured_robot(robot: str | Path | RobotConfig) -> tuple[mujoco.MjModel, SimpleNamespace]:
-    """A fresh copy of the robot's compiled model and its constants (cached per config file)."""
+def configured_robot(
+    robot: str | Path | RobotConfig, obstacles: int = 0
+) -> tuple[mujoco.MjModel, SimpleNamespace]:
+    """A fresh copy of the robot's compiled model and its constants (cached per config file).
+
+    Args:
+        robot: a robot config, its name in ``configs/robot/`` or a YAML path.
+        obstacles: box obstacle slots to add (parked), with a ground plane at z = 0; 0: none.
+    """
     cfg = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
-    model, constants = _compiled(cfg, _stamp(cfg))
+    model, constants = (
+        _with_obstacles(cfg, _stamp(cfg), obstacles) if obstacles else _compiled(cfg, _stamp(cfg))[:2]
+    )
     return copy.deepcopy(model), constants
+
+
+def obstacle_body(index: int) -> str:
+    """Name of the ``index``-th obstacle's mocap body in a configured arm's scene."""
+    return f"spine_obstacle{index}"
+
+
+def obstacle_geom(index: int) -> str:
+    """Name of the ``index``-th obstacle's box geom."""
+    return f"spine_obstacle{index}_col"
 
 
 def _stamp(cfg: RobotConfig) -> float:
@@ -44,7 +67,17 @@ def _stamp(cfg: RobotConfig) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(cfg: RobotConfig, _mtime: float) -> tuple[mujoco.MjModel, SimpleNamespace]:
+def _with_obstacles(cfg: RobotConfig, mtime: float, n: int) -> tuple[mujoco.MjModel, SimpleNamespace]:
+    """The robot's scene plus the ground plane and ``n`` obstacle slots (same constants)."""
+    _, constants, spec = _compiled(cfg, mtime)
+    spec = spec.copy()
+    _add_obstacles(spec, n)
+    return spec.compile(), constants
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(cfg: RobotConfig, _mtime: float) -> tuple[mujoco.MjModel, SimpleNamespace, mujoco.MjSpec]:
+    """The robot's compiled scene, its constants and the edited spec it was compiled from."""
     where = cfg.source or cfg.name
     path = cfg.model_path()
     try:
@@ -107,7 +140,7 @@ def _compiled(cfg: RobotConfig, _mtime: float) -> tuple[mujoco.MjModel, SimpleNa
         WORKSPACE_HIGH=tuple(cfg.workspace_high),
         ARM_BODY_NAMES=tuple(model.body(b).name for b in arm_bodies),
     )
-    return model, constants
+    return model, constants, spec
 
 
 def _ee_body(model: mujoco.MjModel, cfg: RobotConfig, where: str) -> int:
@@ -222,6 +255,14 @@ def _add_scene_parts(spec: mujoco.MjSpec, bare: mujoco.MjModel, cfg: RobotConfig
     vis.offwidth, vis.offheight = max(vis.offwidth, 640), max(vis.offheight, 480)
 
 
+def _add_obstacles(spec: mujoco.MjSpec, n: int) -> None:
+    """A ground plane at z = 0 (its contacts with the arm count) and ``n`` parked box slots."""
+    spec.worldbody.add_geom(
+        name=GROUND_GEOM, type=mujoco.mjtGeom.mjGEOM_PLANE, size=[2.0, 2.0, 0.05], rgba=[0.5, 0.5, 0.5, 1.0]
+    )
+    add_obstacle_boxes(spec, [obstacle_body(i) for i in range(n)], [obstacle_geom(i) for i in range(n)])
+
+
 def _home(model: mujoco.MjModel, cfg: RobotConfig, qadr: list[int], where: str) -> tuple[float, ...]:
     if isinstance(cfg.home, str):
         k = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, cfg.home)
@@ -253,3 +294,39 @@ class ConfiguredArmPhysics(ServoArmPhysics):
         geoms = self.data.contact.geom[: self.data.ncon]
         n_arm = self._geom_is_arm[geoms].sum(axis=1)
         return Contacts(arm_table=int(np.sum(n_arm == 1)), arm_self=int(np.sum(n_arm == 2)))
+
+    def ee_rotation(self) -> np.ndarray:
+        """Orientation of the end-effector site ``(3, 3)``, world frame (columns: its axes)."""
+        return self.data.site_xmat[self._ee_site].reshape(3, 3).copy()
+
+    def ee_rot_jacobian(self) -> np.ndarray:
+        """Rotational Jacobian of the end-effector site ``(3, n)`` (rad/rad), joint order."""
+        jacr = np.zeros((3, self.model.nv))
+        mujoco.mj_jacSite(self.model, self.data, None, jacr, self._ee_site)
+        return jacr[:, self._dof_adr]
+
+    def arm_collision_geoms(self) -> int:
+        """How many of the arm's geoms take part in contacts (0: contacts cannot be seen)."""
+        return int(self._geom_is_arm.sum())
+
+
+class ConfiguredObstaclePhysics(ConfiguredArmPhysics):
+    """A configured arm in a scene from ``configured_robot(robot, obstacles=n)``: the ground plane
+    and ``n`` movable box obstacles (their contacts with the arm count, like any other)."""
+
+    def __init__(self, model: mujoco.MjModel, constants: SimpleNamespace, n_obstacles: int) -> None:
+        slots = range(n_obstacles)
+        self._obstacles = ObstacleBoxes(
+            model, [obstacle_body(i) for i in slots], [obstacle_geom(i) for i in slots]
+        )
+        super().__init__(model, constants)
+
+    @property
+    def n_obstacles(self) -> int:
+        return len(self._obstacles)
+
+    def set_obstacles(self, centers: np.ndarray, half_sizes: np.ndarray) -> None:
+        """Place axis-aligned boxes: ``centers`` and ``half_sizes`` ``(n_obstacles, 3)`` (m),
+        world frame; a row of zero half-sizes parks that slot (no obstacle)."""
+        self._obstacles.place(self.data, centers, half_sizes)
+        mujoco.mj_forward(self.model, self.data)

@@ -12,6 +12,14 @@ reward recorded in ``info`` (it depends on no goal), and ``info["distance"]`` is
 ``1 - reward`` (dm_control rewards lie in [0, 1]). The default task is reacher/easy because
 the registry-wide contract test checks that a seed changes the goal, which only a task with a
 goal can meet honestly; cartpole and the rest are one keyword away.
+
+Actions (``kind="normalized"``): a normalized command lies in ``[-max_delta, max_delta]``
+per component, ``max_delta`` being half the width of dm_control's range for it. Every suite
+domain's range is centred on 0 except quadruped's (e.g. ``[-1, 1.1]``); there the adapter
+adds the range's centre before passing the command on, so the spec's symmetric range is
+exact everywhere. ``state()`` also reports ``joint_pos`` / ``joint_vel``, the actuated
+joints' positions and velocities (an actuator on a tendon or site: its length and
+velocity), for logs; no observation uses them.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -29,6 +37,7 @@ from sim.spec import ActionSpec, FieldSpec, TaskSpec
 
 TASK_NAME = "dmc"
 COST_JOINT_LIMIT, COST_SPEED = "joint_limit", "speed"
+JOINT_POS, JOINT_VEL = "joint_pos", "joint_vel"  # state fields for logs (sim.spec.JOINT_POS)
 NO_GOAL = FieldSpec("goal", 0, "1", "dm_control tasks have no goal (see sim/tasks/dmc.py)")
 
 
@@ -46,6 +55,10 @@ GOAL_DOMAINS: dict[str, GoalGeoms] = {"reacher": GoalGeoms("finger", "target")}
 @dataclass(frozen=True)
 class DmcConfig:
     """A dm_control suite task and the adapter's settings; ``DmcEnv(**overrides)`` sets fields."""
+
+    spec_fields: ClassVar[tuple[str, ...]] = ("domain", "task", "action_repeat")
+    """Fields that shape the task spec (robot, fields, rates): a bundle runs in sim
+    (``spine-run``, the export's sim check) with the values it was trained with."""
 
     domain: str = "reacher"
     """``dm_control.suite`` domain, e.g. ``"cartpole"``, ``"walker"``, ``"reacher"``."""
@@ -104,6 +117,7 @@ class Actuated(NamedTuple):
     high: float
     dof: int | None  # velocity address; None for a tendon or site actuator
     qpos: int | None  # position address; None likewise
+    actuator: int  # actuator id (its length and velocity where there is no joint)
 
 
 def _actuated(model: Any) -> list[Actuated]:
@@ -112,11 +126,11 @@ def _actuated(model: Any) -> list[Actuated]:
     out = []
     for i in range(model.nu):
         if model.actuator_trntype[i] != 0:  # not mjTRN_JOINT
-            out.append(Actuated(model.actuator(i).name or f"actuator{i}", -math.inf, math.inf, None, None))
+            out.append(Actuated(model.actuator(i).name or f"actuator{i}", -math.inf, math.inf, None, None, i))
             continue
         j = model.joint(int(model.actuator_trnid[i, 0]))
         low, high = (float(x) for x in j.range) if model.jnt_limited[j.id] else (-math.inf, math.inf)
-        out.append(Actuated(j.name, low, high, int(j.dofadr[0]), int(j.qposadr[0])))
+        out.append(Actuated(j.name, low, high, int(j.dofadr[0]), int(j.qposadr[0]), i))
     return out
 
 
@@ -139,17 +153,25 @@ class DmcEnv(GoalEnv):
             )
         self._goal = GOAL_DOMAINS.get(cfg.domain)
         self._obs: dict[str, np.ndarray] = {}
+        self._centre = self._action_range()[0]  # added to every command (0 but for quadruped)
+
+    def _action_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """dm_control's action range: (centre, half width), float64 ``(n_joints,)``."""
+        act = self.dm_env.action_spec()
+        low, high = (np.broadcast_to(b, act.shape).astype(np.float64) for b in (act.minimum, act.maximum))
+        return (low + high) / 2.0, (high - low) / 2.0
 
     def _action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        act = self.dm_env.action_spec()
-        low, high = (np.broadcast_to(b, act.shape).astype(np.float32) for b in (act.minimum, act.maximum))
-        return low, high
+        """``[-max_delta, max_delta]``: dm_control's range less its centre."""
+        half = self._action_range()[1].astype(np.float32)
+        return -half, half
 
     def _build_spec(self) -> TaskSpec:
         """Fields, joints and rates read from dm_control's specs and the MuJoCo model."""
         cfg, m = self.config, self._model
         joints = _actuated(m)
         self._dofs = np.array([j.dof for j in joints if j.dof is not None], dtype=int)
+        self._joint_rows = [(j.qpos, j.dof, j.actuator) for j in joints]
         limited = [j for j in joints if j.qpos is not None and math.isfinite(j.low)]
         self._lim_qpos = np.array([j.qpos for j in limited], dtype=int)
         self._lim_lo, self._lim_hi = np.array([j.low for j in limited]), np.array([j.high for j in limited])
@@ -165,11 +187,10 @@ class DmcEnv(GoalEnv):
             goal = FieldSpec(f"{self._goal.desired}_pos", 2, "m", "desired goal: xy, world frame")
             self._goal_geoms = (m.geom(self._goal.achieved).id, m.geom(self._goal.desired).id)
             threshold = float(m.geom_size[list(self._goal_geoms), 0].sum())  # reward: within radii
-        if clash := {achieved.name, goal.name} & {f.name for f in observation}:
-            raise ValueError(f"dmc: goal field name(s) {sorted(clash)} clash with observations")
+        if clash := {achieved.name, goal.name, JOINT_POS, JOINT_VEL} & {f.name for f in observation}:
+            raise ValueError(f"dmc: state field name(s) {sorted(clash)} clash with observations")
         self.achieved_field, self.goal_field = achieved, goal
-        act = self.dm_env.action_spec()
-        half_range = np.broadcast_to((act.maximum - act.minimum) / 2.0, act.shape)
+        half_range = self._action_range()[1]
         physics_hz = round(1.0 / m.opt.timestep, 6)
         substeps = round(self.dm_env.control_timestep() / m.opt.timestep)
         return TaskSpec(
@@ -181,8 +202,9 @@ class DmcEnv(GoalEnv):
             joint_vel_max=(math.inf,) * len(joints),  # dm_control declares no velocity limits
             observation=observation,
             goal=goal,
-            # Normalized commands have no measured position to step from: max_delta is the
-            # half-width of the command range, the scale a tanh policy head needs.
+            # Normalized commands have no measured position to step from: they lie in
+            # [-max_delta, max_delta], half the width of dm_control's range (its centre is
+            # added in step), the scale of a tanh policy head and the safety stage's bounds.
             action=ActionSpec("normalized", "1", tuple(float(x) for x in half_range)),
             control_hz=round(physics_hz / (substeps * cfg.action_repeat), 6),
             physics_hz=physics_hz,
@@ -211,7 +233,7 @@ class DmcEnv(GoalEnv):
         Reward: the sum of dm_control's rewards. Terminates where dm_control does (discount
         0); truncates after ``episode_steps``.
         """
-        cmd = self._check_action(action)
+        cmd = self._check_action(action) + self._centre
         reward, terminated = 0.0, False
         for _ in range(self.config.action_repeat):
             ts = self.dm_env.step(cmd)
@@ -242,9 +264,17 @@ class DmcEnv(GoalEnv):
 
     # --- state, observation, costs -----------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
-        """Named raw state (float64): dm_control's observations, flattened, plus the goal
-        fields (xy positions in m for goal domains, empty otherwise)."""
+        """Named raw state (float64): dm_control's observations, flattened, the goal fields
+        (xy positions in m for goal domains, empty otherwise), and ``joint_pos`` /
+        ``joint_vel`` (n_joints,) of the actuated joints (rad or m, per s), for logs."""
         state = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in self._obs.items()}
+        d = self._data
+        state[JOINT_POS] = np.array(
+            [d.qpos[q] if q is not None else d.actuator_length[a] for q, _, a in self._joint_rows]
+        )
+        state[JOINT_VEL] = np.array(
+            [d.qvel[v] if v is not None else d.actuator_velocity[a] for _, v, a in self._joint_rows]
+        )
         if self._goal is None:
             state[NO_GOAL.name] = np.zeros(0)
         else:

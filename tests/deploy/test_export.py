@@ -37,6 +37,7 @@ SMALL = {
     "gcbc": {"hidden": 32, "layers": 2},
     "gcivl": {"hidden": 32, "layers": 2},
     "sac_her": {"hidden": 32, "layers": 2},
+    "ppo": {"hidden": 32, "layers": 2},
     "hiql": {"hidden": 32, "layers": 2, "rep_dim": 4, "high_level_every": 5},
     "diffusion": {
         "hidden": 32,

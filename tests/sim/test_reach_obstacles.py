@@ -11,6 +11,7 @@ from sim.experts.reach_obstacles_expert import ReachObstaclesExpert
 from sim.robots.arm7 import constants as c
 from sim.tasks.reach import COST_COLLISION, COST_JOINT_LIMIT, COST_SPEED
 from sim.tasks.reach_obstacles import (
+    ARM7_LAYOUT,
     N_SLOTS,
     OBSTACLE_CENTERS,
     OBSTACLE_HALF_SIZES,
@@ -122,3 +123,17 @@ def test_config_is_checked() -> None:
         env.reset(seed=0, options={"obstacle_centres": np.zeros((N_SLOTS, 3))})
     env.reset(seed=0)
     assert np.count_nonzero(env.state()[OBSTACLE_HALF_SIZES.name]) == 3
+
+
+def test_arm7_layout_is_the_default_and_each_field_overrides_it() -> None:
+    env = sim.make("reach_obstacles")
+    for name, value in ARM7_LAYOUT.items():
+        assert getattr(env.config, name) == value, name
+    assert env.task_spec.workspace_low == ARM7_LAYOUT["workspace_low"]
+    box = {"workspace_low": (0.6, -0.1, 0.08), "workspace_high": (0.65, 0.1, 0.1)}
+    env = sim.make("reach_obstacles", wall_margin=0.05, **box)
+    assert env.config.wall_margin == 0.05 and env.config.wall_clearance == ARM7_LAYOUT["wall_clearance"]
+    assert env.task_spec.workspace_low == box["workspace_low"]
+    env.reset(seed=0)
+    state = env.state()
+    assert np.all((state["goal"] >= box["workspace_low"]) & (state["goal"] <= box["workspace_high"]))

@@ -1,8 +1,9 @@
 """arm7 scenes built on ``arm7.xml`` with MjSpec: box obstacles and a pushable object.
 
-Obstacles are boxes on mocap bodies; tasks move and resize them per episode with
-``ObstaclePhysics.set_obstacles`` (no recompilation). ``PushPhysics`` adds a free cylinder
-whose contacts with the arm are not counted as collisions: touching it is the task.
+Obstacles are boxes on mocap bodies (``sim/robots/obstacles.py``, as on any configured arm);
+tasks move and resize them per episode with ``ObstaclePhysics.set_obstacles`` (no
+recompilation). ``PushPhysics`` adds a free cylinder whose contacts with the arm are not
+counted as collisions: touching it is the task.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import numpy as np
 
 from sim.robots.arm7 import constants as c
 from sim.robots.arm7.physics import Arm7Physics
+from sim.robots.obstacles import ObstacleBoxes, add_obstacle_boxes
 
-OBSTACLE_RGBA = (0.75, 0.25, 0.2, 1.0)
 OBJECT_RGBA = (0.2, 0.45, 0.85, 1.0)
-PARK_Z = -2.0  # an absent obstacle sits here, under the floor, out of reach (m)
-_PARK_HALF = 0.01  # half-size of a parked obstacle box (m)
 
 
 def build_model(n_obstacles: int, with_object: bool = False) -> mujoco.MjModel:
@@ -29,17 +28,10 @@ def build_model(n_obstacles: int, with_object: bool = False) -> mujoco.MjModel:
     if not 0 <= n_obstacles <= c.MAX_OBSTACLES:
         raise ValueError(f"n_obstacles must be in [0, {c.MAX_OBSTACLES}], got {n_obstacles}")
     spec = mujoco.MjSpec.from_file(str(c.XML_PATH))
-    world = spec.worldbody
-    for i in range(n_obstacles):  # one mocap body per box: moved by mocap_pos, own bounds
-        body = world.add_body(name=c.obstacle_body(i), mocap=True, pos=[0.0, 0.0, PARK_Z])
-        body.add_geom(
-            name=c.obstacle_geom(i),
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=[_PARK_HALF] * 3,
-            rgba=list(OBSTACLE_RGBA),
-        )
+    slots = range(n_obstacles)
+    add_obstacle_boxes(spec, [c.obstacle_body(i) for i in slots], [c.obstacle_geom(i) for i in slots])
     if with_object:
-        body = world.add_body(name=c.OBJECT_BODY, pos=[0.4, 0.0, c.OBJECT_HALF_HEIGHT])
+        body = spec.worldbody.add_body(name=c.OBJECT_BODY, pos=[0.4, 0.0, c.OBJECT_HALF_HEIGHT])
         body.add_freejoint(name=c.OBJECT_JOINT)
         body.add_geom(
             name=c.OBJECT_GEOM,
@@ -61,35 +53,23 @@ class ObstaclePhysics(Arm7Physics):
     ) -> None:
         model = build_model(n_obstacles, with_object)
         super().__init__(model=model, ignore_contact_bodies=ignore_contact_bodies)
-        m = self.model
-        self._obstacle_geoms = [m.geom(c.obstacle_geom(i)).id for i in range(n_obstacles)]
-        bodies = [m.body(c.obstacle_body(i)) for i in range(n_obstacles)]
-        self._obstacle_mocap = [int(b.mocapid[0]) for b in bodies]
-        self._obstacle_bvh = [int(m.body_bvhadr[b.id]) for b in bodies]
+        slots = range(n_obstacles)
+        self._obstacles = ObstacleBoxes(
+            self.model, [c.obstacle_body(i) for i in slots], [c.obstacle_geom(i) for i in slots]
+        )
+        self._obstacle_geoms = self._obstacles.geom_ids
 
     @property
     def n_obstacles(self) -> int:
-        return len(self._obstacle_geoms)
+        return len(self._obstacles)
 
     def set_obstacles(self, centers: np.ndarray, half_sizes: np.ndarray) -> None:
         """Place axis-aligned boxes: ``centers`` and ``half_sizes`` ``(n_obstacles, 3)`` (m).
 
         A row of zero half-sizes parks that slot under the floor (no obstacle).
         """
-        centers = np.asarray(centers, dtype=np.float64).reshape(self.n_obstacles, 3)
-        half_sizes = np.asarray(half_sizes, dtype=np.float64).reshape(self.n_obstacles, 3)
-        m = self.model
-        for i, (center, half) in enumerate(zip(centers, half_sizes, strict=True)):
-            if np.all(half <= 0):
-                center, half = np.array([0.0, 0.0, PARK_Z]), np.full(3, _PARK_HALF)
-            gid = self._obstacle_geoms[i]
-            self.data.mocap_pos[self._obstacle_mocap[i]] = center
-            m.geom_size[gid] = half
-            # The collision bounds are compiled once; resizing a box must update all three.
-            m.geom_rbound[gid] = np.linalg.norm(half)
-            m.geom_aabb[gid, 3:] = half
-            m.bvh_aabb[self._obstacle_bvh[i], 3:] = half
-        mujoco.mj_forward(m, self.data)
+        self._obstacles.place(self.data, centers, half_sizes)
+        mujoco.mj_forward(self.model, self.data)
 
 
 class PushPhysics(ObstaclePhysics):
