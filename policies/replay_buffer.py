@@ -167,3 +167,25 @@ class EpisodeBuffer:
         self.next_slot, self.episodes = (int(x) for x in arrays["ring"])
         self.next_slot %= self.capacity
         self.cursor[:] = 0
+
+
+class RewardEpisodeBuffer(EpisodeBuffer):
+    """An ``EpisodeBuffer`` that also stores each transition's reward (``info["reward"]``),
+    for tasks without a goal, whose reward no goal can recompute; ``sample`` returns it."""
+
+    def __init__(self, capacity: int, max_steps: int, num_envs: int, *sizes: int) -> None:
+        super().__init__(capacity, max_steps, num_envs, *sizes)
+        self.data["reward"] = np.zeros((capacity, max_steps, 1), np.float32)
+        self.stage["reward"] = np.zeros((num_envs, max_steps, 1), np.float32)
+
+    def stage_rewards(self, reward: np.ndarray) -> None:
+        """The rewards (N,) of the vector step about to be ``add``-ed."""
+        self.stage["reward"][np.arange(len(self.cursor)), self.cursor, 0] = reward
+
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, reward_fn: RewardFn, future_p: float
+    ) -> dict[str, np.ndarray]:
+        """``EpisodeBuffer.sample`` with the stored rewards (``reward_fn`` is not called)."""
+        batch = super().sample(batch_size, rng, lambda achieved, goal: np.zeros(len(achieved)), future_p)
+        batch["reward"] = self.data["reward"][batch["episode"], batch["step"], 0]
+        return batch

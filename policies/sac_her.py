@@ -51,9 +51,9 @@ from policies.family import TrainContext
 from policies.goal_io import goal_inputs, joint_target_io_spec
 from policies.graphs import POLICY, PolicyGraph, Twin, as_stats, norm_stats
 from policies.networks import mlp
-from policies.normalizer import Normalizer
+from policies.normalizer import RunningNormalizer
 from policies.registry import register_policy
-from policies.replay_buffer import EpisodeBuffer, RewardFn
+from policies.replay_buffer import EpisodeBuffer, RewardEpisodeBuffer
 from policies.torch_graph import GraphActing
 from policies.twins import goal_mlp_graph, head_rows, standardized
 from sim.contract import TensorSpec
@@ -91,62 +91,6 @@ class SACHERConfig:
     def __post_init__(self) -> None:
         if self.reward not in REWARD_MODES:
             raise ValueError(f"SACHERConfig.reward must be one of {REWARD_MODES}, got {self.reward!r}")
-
-
-class RunningNormalizer(Normalizer):
-    """A ``Normalizer`` whose mean and std follow all data seen so far (float64 sums as
-    buffers, so a checkpoint resumes the statistics)."""
-
-    def __init__(self, size: int, eps: float = 1e-3) -> None:
-        super().__init__(size, eps)
-        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("total", torch.zeros(size, dtype=torch.float64))
-        self.register_buffer("total_sq", torch.zeros(size, dtype=torch.float64))
-        self.mark_synced()
-
-    def update(self, data: np.ndarray) -> None:
-        """Add rows of ``data`` (N, size) to the statistics; NaN is an error."""
-        if self.mean.numel() == 0:  # an empty goal (a task without one): nothing to learn
-            self.fitted.fill_(True)
-            return
-        x = torch.as_tensor(np.asarray(data, np.float64)).reshape(-1, self.mean.numel())
-        if not torch.isfinite(x).all():
-            raise ValueError("normalizer: data has NaN or Inf")
-        self.count += len(x)
-        self.total += x.sum(0)
-        self.total_sq += (x * x).sum(0)
-        mean = self.total / self.count
-        var = (self.total_sq / self.count - mean * mean).clamp_min(0.0)
-        self.mean.copy_(mean)
-        self.std.copy_(var.sqrt().clamp_min(self.eps))
-        self.fitted.fill_(True)
-
-    def _sums(self) -> torch.Tensor:
-        return torch.cat([self.count.reshape(1), self.total, self.total_sq])
-
-    def mark_synced(self) -> None:
-        """The statistics now held are every rank's (fresh, or loaded from a checkpoint)."""
-        self._synced = self._sums().clone()
-
-    def sync_ranks(self, dist: distributed.Dist) -> None:
-        """Under torchrun: add every rank's rows since the last sync to every rank's statistics,
-        so the ranks' normalizers (part of the weights a step uses) agree again."""
-        if not dist.active or self.mean.numel() == 0:
-            return
-        sums = self._sums()
-        delta = sums - self._synced
-        torch.distributed.all_reduce(delta)
-        merged = self._synced + delta
-        self._synced = merged.clone()
-        n = self.mean.numel()
-        self.count.copy_(merged[0])
-        self.total.copy_(merged[1 : 1 + n])
-        self.total_sq.copy_(merged[1 + n :])
-        if self.count > 0:
-            mean = self.total / self.count
-            self.mean.copy_(mean)
-            var = (self.total_sq / self.count - mean * mean).clamp_min(0.0)
-            self.std.copy_(var.sqrt().clamp_min(self.eps))
 
 
 class GoalActor(nn.Module):
@@ -225,28 +169,6 @@ class NormalizedMLPTwin(nn.Module):
 
     def forward(self, observation: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return self.bound * torch.tanh(self.net(torch.cat([observation, goal], dim=-1)))
-
-
-class RewardEpisodeBuffer(EpisodeBuffer):
-    """An ``EpisodeBuffer`` that also stores each transition's reward (``info["reward"]``),
-    for tasks without a goal, whose reward no goal can recompute; ``sample`` returns it."""
-
-    def __init__(self, capacity: int, max_steps: int, num_envs: int, *sizes: int) -> None:
-        super().__init__(capacity, max_steps, num_envs, *sizes)
-        self.data["reward"] = np.zeros((capacity, max_steps, 1), np.float32)
-        self.stage["reward"] = np.zeros((num_envs, max_steps, 1), np.float32)
-
-    def stage_rewards(self, reward: np.ndarray) -> None:
-        """The rewards (N,) of the vector step about to be ``add``-ed."""
-        self.stage["reward"][np.arange(len(self.cursor)), self.cursor, 0] = reward
-
-    def sample(
-        self, batch_size: int, rng: np.random.Generator, reward_fn: RewardFn, future_p: float
-    ) -> dict[str, np.ndarray]:
-        """``EpisodeBuffer.sample`` with the stored rewards (``reward_fn`` is not called)."""
-        batch = super().sample(batch_size, rng, lambda achieved, goal: np.zeros(len(achieved)), future_p)
-        batch["reward"] = self.data["reward"][batch["episode"], batch["step"], 0]
-        return batch
 
 
 @register_policy("sac_her", config=SACHERConfig)

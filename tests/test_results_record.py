@@ -32,6 +32,8 @@ SCRIPTS = (
     "safety_loop",
     "safety_efficacy",
     "main_job",
+    "scale",
+    "scale_train",
 )
 SECTIONS = {
     "main_job",
@@ -47,6 +49,7 @@ SECTIONS = {
     "safety_efficacy_reach_obstacles",
     "safety_efficacy_push",
     "scale_sim",
+    "scale_train",
 }
 FIXED = {"command": ".venv/bin/python benchmarks/x.py", "date": "D", "machine": "M", "versions": "V"}
 BEFORE = """# Benchmark results

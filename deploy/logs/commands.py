@@ -12,6 +12,11 @@ Four message shapes (``command.kind`` of the mapping):
   (``header.stamp``; zero: when it was recorded, as the controller starts it on arrival) plus
   the point's ``time_from_start``. A later trajectory replaces the points of an earlier one
   due after its own start, as the controller does (a point due exactly then was reached).
+  With ``interpolation: linear`` (the default) the events are the setpoint
+  joint_trajectory_controller follows for position-only points, every ``TRAJECTORY_STEP_NS``:
+  from the setpoint held when the trajectory starts (the previous trajectory's, or its own
+  first point for the first one) linearly to each point in turn, then held; ``hold`` keeps
+  each point's positions from its time on (a step at every point).
 
 Joint names in messages are the log's; ``joint_states.names`` renames them to the robot's for
 every kind. An event's joints the robot does not have are counted, never silently dropped.
@@ -29,6 +34,8 @@ import numpy as np
 
 from deploy.logs.errors import LogError
 from deploy.logs.mapping import LogMapping
+
+TRAJECTORY_STEP_NS = 1_000_000  # linear trajectories: one setpoint event per ms
 
 
 @dataclass
@@ -128,8 +135,10 @@ def _trajectory_events(
     order = np.argsort(np.array(starts, dtype=np.int64), kind="stable")
     stamps, values, index = [], [], []
     replaced = 0
+    setpoint: tuple[np.ndarray, np.ndarray] | None = None  # the previous trajectory: (times, rows)
     for k, i in enumerate(order):
         until = starts[order[k + 1]] if k + 1 < len(order) else None  # the next trajectory takes over
+        times, rows = [], []
         for at, targets in points[i]:
             if until is not None and at > until:
                 replaced += 1
@@ -137,9 +146,17 @@ def _trajectory_events(
             row = np.full(len(col), np.nan)
             for c, v in targets.items():
                 row[c] = v
-            stamps.append(at)
-            values.append(row)
-            index.append(int(i))
+            times.append(at)
+            rows.append(row)
+        if cmd.interpolation == "linear" and times:
+            times, rows = _linear_setpoints(starts[i], times, rows, setpoint, until)
+            setpoint = (np.array(times, dtype=np.int64), np.array(rows))
+            if until is not None:  # from ``until`` on the next trajectory's setpoint is the command
+                keep = [j for j, at in enumerate(times) if at < until]
+                times, rows = [times[j] for j in keep], [rows[j] for j in keep]
+        stamps += times
+        values += rows
+        index += [int(i)] * len(times)
     notes = []
     if empty:
         notes.append(f"{empty} trajectory point(s) on {cmd.topic} without one position per joint (skipped)")
@@ -154,6 +171,34 @@ def _trajectory_events(
         ignored,
         notes,
     )
+
+
+def _linear_setpoints(
+    start: int,
+    times: list[int],
+    rows: list[np.ndarray],
+    previous: tuple[np.ndarray, np.ndarray] | None,
+    until: int | None,
+) -> tuple[list[int], list[np.ndarray]]:
+    """The controller's setpoint from ``start`` to the last point (or ``until``), every
+    ``TRAJECTORY_STEP_NS``, plus each point's own time: linear from the setpoint held at
+    ``start`` (``previous`` trajectory's, else the first point) through ``rows`` at ``times``."""
+    knots_t = np.array(times, dtype=np.int64)
+    knots = np.array(rows)
+    first = knots[0]
+    if previous is not None and len(previous[0]):
+        prev_t, prev_rows = previous
+        j = int(np.searchsorted(prev_t, start, side="right")) - 1
+        held = prev_rows[max(j, 0)]
+        first = np.where(np.isnan(held), knots[0], held)
+    if knots_t[0] > start:
+        knots_t, knots = np.r_[start, knots_t], np.vstack([first, knots])
+    end = knots_t[-1] if until is None else min(knots_t[-1], until)
+    grid = np.union1d(np.arange(knots_t[0], end + 1, TRAJECTORY_STEP_NS), knots_t[knots_t <= end])
+    out = np.empty((len(grid), knots.shape[1]))
+    for c in range(knots.shape[1]):
+        out[:, c] = np.interp(grid, knots_t, knots[:, c])  # NaN knots stay NaN around them
+    return grid.tolist(), list(out)
 
 
 def _header_stamp(msg: Any) -> int:

@@ -15,6 +15,7 @@ A mapping is a YAML file (``configs/replay/*.yaml``), read without Hydra so it w
       joints: []                             # array: the joint each list entry commands, in order
       unit: rad
       uncommanded: measured                  # joints the log never commands: measured | error
+      interpolation: linear                  # trajectory: linear (as the controller) | hold
     extras:                                  # per-joint side channels kept for reports
       - {name: temperature, topic: /wx200/temperatures/joint_group, names_field: names,
          values_field: temps, unit: degC}
@@ -72,6 +73,10 @@ class CommandSource:
     joints: tuple[str, ...] = ()  # array: the joint of each list entry (log's or robot's name), in order
     unit: str = "rad"  # rad | deg
     uncommanded: str = "measured"  # a joint never commanded: its measured position, or an error
+    # trajectory: "linear" follows the setpoint joint_trajectory_controller computes for
+    # position-only points (linear from the setpoint at the trajectory's start to each point in
+    # turn, sampled every 1 ms); "hold": each point's positions from its time_from_start on
+    interpolation: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,8 @@ def mapping_from_dict(data: dict[str, Any], source: str = "mapping") -> LogMappi
         _check_joints(command.joints, joint_states.names, f"{source}: command.joints")
         if command.uncommanded not in ("measured", "error"):
             raise MappingError(f"{source}: command.uncommanded must be 'measured' or 'error'")
+        if command.interpolation not in ("linear", "hold"):
+            raise MappingError(f"{source}: command.interpolation must be 'linear' or 'hold' (trajectory)")
         _unit(command.unit, f"{source}: command.unit")
     top.pop("command", None)
     extras = tuple(

@@ -179,11 +179,12 @@ def as_killed_recorder(path: Path, distro: str) -> Path:
     return path
 
 
-def ur_mapping(commands: bool = True, **resample: float | None) -> dict:
-    """The UR log mapped onto widowx_reach's five joints by name (wrist_3_joint is left over)."""
+def ur_mapping(commands: bool = True, interpolation: str = "hold", **resample: float | None) -> dict:
+    """The UR log mapped onto widowx_reach's five joints by name (wrist_3_joint is left over);
+    ``interpolation="hold"``: the trajectory points themselves, at their times."""
     data: dict = {"robot": "widowx_reach", "joint_states": {"topic": JS_TOPIC, "names": dict(ONTO_WIDOWX)}}
     if commands:
-        data["command"] = {"topic": TRAJ_TOPIC, "kind": "trajectory"}
+        data["command"] = {"topic": TRAJ_TOPIC, "kind": "trajectory", "interpolation": interpolation}
     if resample:
         data["resample"] = dict(resample)
     return data

@@ -67,6 +67,30 @@ def test_ur_log_maps_by_name_with_trajectory_commands(tmp_path: Path, storage: s
     assert ticks.from_log[3:].all() and len(ticks) == 100
 
 
+def test_trajectory_commands_follow_the_controllers_linear_setpoint(tmp_path: Path) -> None:
+    """``interpolation: linear`` (the default): the setpoint joint_trajectory_controller follows
+    for position-only points. Trajectory k starts at k / CMD_HZ, when the previous one's first
+    point is reached, so halfway to its own first point (0.1 s later) the setpoint is the mean
+    of the two targets; at the point itself it is the point."""
+    log = read(write_ur_log(tmp_path / "bag", "mcap", "jazzy"), ur_mapping(interpolation="linear"))
+    t = (log.command.stamps - T0) / 1e9
+    assert np.all(np.diff(log.command.stamps) > 0) and np.median(np.diff(t)) == pytest.approx(1e-3)
+    for k in range(1, 30):
+        start = k / CMD_HZ
+        mid = np.flatnonzero(np.isclose(t, start + 0.05, atol=1e-9))
+        at = np.flatnonzero(np.isclose(t, start + 0.1, atol=1e-9))
+        assert len(mid) == 1 and len(at) >= 1
+        before, point = target(np.array([start, start + 0.1]))[:, :5]
+        np.testing.assert_allclose(log.command.values[mid[0]], (before + point) / 2, atol=1e-6)
+        np.testing.assert_allclose(log.command.values[at[-1]], point, atol=1e-6)
+
+
+def test_unknown_interpolation_is_refused(tmp_path: Path) -> None:
+    mapping = ur_mapping(interpolation="cubic")
+    with pytest.raises(ValueError, match=r"command\.interpolation must be 'linear' or 'hold'"):
+        mapping_from_dict(mapping)
+
+
 @pytest.mark.parametrize(("storage", "distro"), COMBOS)
 def test_a_killed_recorders_bag_without_metadata_reads_the_same(
     tmp_path: Path, storage: str, distro: str

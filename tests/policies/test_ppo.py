@@ -305,3 +305,16 @@ def test_small_cpu_run_exports_runs_and_replays(tmp_path: Path) -> None:
     sh("spine-replay", f"{d}/run/log", "--bundle", f"{d}/bundle", "--out", f"{d}/replay")
     replay = json.loads((d / "replay/report.json").read_text())
     assert replay["command_error_rad"]["max"] < 1e-9
+
+    # the ROS 2 nodes over Cyclone DDS run the same bundle unchanged (bundle by parameter)
+    from tests.ros_nodes.domains import fresh_domain
+
+    root = Path(__file__).resolve().parents[2]
+    params = (root / "configs/ros/stack.yaml").read_text()
+    params = params.replace("bundle: runs/demo/bundle", f"bundle: {d}/bundle")
+    params = params.replace("robot: configs/", f"robot: {root}/configs/")
+    (d / "stack.yaml").write_text(params.replace("episodes: 10", "episodes: 1"))
+    domain = str(fresh_domain())
+    sh("spine-stack", "--params-file", f"{d}/stack.yaml", "--out", f"{d}/stack", "--domain-id", domain)
+    stack = json.loads((d / "stack/sim_summary.json").read_text())
+    assert stack["episodes"] == 1 and stack["bad_commands"] == 0

@@ -13,7 +13,8 @@ import torch
 import sim
 from policies.family import TrainContext
 from policies.registry import make_policy
-from policies.sac_her import NormalizedMLPTwin, RewardEpisodeBuffer, SACHERConfig, SACHERPolicy
+from policies.replay_buffer import RewardEpisodeBuffer
+from policies.sac_her import NormalizedMLPTwin, SACHERConfig, SACHERPolicy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = dict(hidden=32, layers=1, num_envs=2, env_threads=1, warmup_steps=40, buffer_episodes=10)
