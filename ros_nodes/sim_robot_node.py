@@ -28,6 +28,25 @@ from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import LATCHED, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, QoS, Received
 from ros_nodes.topics import SIM_STATUS, diagnostic
 
+ARM_PARTS = ("ee_pos", "set_targets", "joint_pos", "pos_min", "pos_max")  # what the node drives
+
+
+def check_simulable(task: str, env: object) -> None:
+    """Refuse, naming what is missing, a task this node cannot stand in for: it simulates a
+    position-servoed arm with an end effector and a goal point (reach, reach_obstacles,
+    widowx_reach, on any configured arm); push's puck, the maze's point mass and dm_control
+    run through ``spine-run`` (the Controller in sim) instead."""
+    physics = getattr(env, "physics", None)
+    missing = [a for a in ARM_PARTS if not hasattr(physics, a)]
+    if not hasattr(env, "start_pose"):
+        missing.append("start_pose")
+    if missing:
+        raise ValueError(
+            f"task {task!r}: the sim robot node simulates arm tasks whose goal is an end-effector "
+            f"point (reach, reach_obstacles, widowx_reach); {task!r} lacks {missing}. "
+            f"Run it through the Controller in sim instead: spine-run <bundle>"
+        )
+
 
 def sim_robot_kwargs(task: str, robot: str) -> dict[str, str]:
     """``{"robot": <config>}`` when the nodes' ``robot`` names an arm other than ``task``'s own."""
@@ -96,6 +115,7 @@ class SimRobotNode(Node):
     def configure(self) -> None:
         p = self.params
         self.env = sim.make(p.task, **sim_robot_kwargs(p.task, p.robot))
+        check_simulable(p.task, self.env.unwrapped)
         self.env.reset(seed=p.seed)
         self.physics = self.env.unwrapped.physics
         self.start_pose = self.env.unwrapped.start_pose  # the task's reset pose (rad)
