@@ -19,9 +19,10 @@ from ruamel.yaml import YAML
 from deploy.runtime.controller import Controller
 from deploy.safety.config import SafetyConfig
 from deploy.safety.critic import CriticGuard
-from deploy.safety.engines import make_filter
+from deploy.safety.engines import limits_for, make_filter
 from deploy.safety.filter import Stage, TickReport
 from deploy.safety.kinematics import SerialChain
+from deploy.safety.normalized import NORMALIZED
 from sim.spec import JOINT_POS, TaskSpec
 
 
@@ -29,16 +30,23 @@ def load_robot(path: Path | str) -> TaskSpec:
     """The robot the nodes serve, as a ``sim.spec.TaskSpec``: a YAML file with its fields
     (``configs/ros/arm7_reach.yaml``; no MuJoCo needed), or a robot config (a name in
     ``configs/robot/`` or a YAML with a ``model:``), whose spec is derived through MuJoCo as
-    ``task=reach robot=<it>`` (docs/robots.md)."""
+    ``task=reach robot=<it>`` (docs/robots.md), or a registered task's name (``push``, ``maze``,
+    ``dmc``: the task's spec as registered, through MuJoCo)."""
     path = Path(path)
     data = YAML(typ="safe", pure=True).load(path.read_text()) if path.is_file() else None
     if data is None or (isinstance(data, dict) and "model" in data):
+        from sim.registry import names as task_names
         from sim.robot_config import known_robots
         from sim.robot_env import make_robot_env
 
+        if not path.is_file() and str(path) in task_names():
+            import sim
+
+            return sim.make(str(path)).task_spec
         if not path.is_file() and str(path) not in known_robots():
             raise FileNotFoundError(
-                f"robot config {path} does not exist (nor is it a robot in configs/robot/: {known_robots()})"
+                f"robot config {path} does not exist (nor is it a robot in configs/robot/: "
+                f"{known_robots()}, nor a registered task: {task_names()})"
             )
         return make_robot_env(str(path)).task_spec
     try:
@@ -107,7 +115,8 @@ class SafetyRunner:
         chain: SerialChain | None = None,
     ) -> None:
         self.config = config
-        self.limits = config.limits(robot, tick_hz=rate_hz, chain=chain)
+        self.limits = limits_for(config, robot, tick_hz=rate_hz, chain=chain)
+        self.normalized = robot.action.kind == NORMALIZED  # dm_control: starts from a zero command
         self.critic = critic
         self.filter = make_filter(self.limits, critic=critic)
         self.risk = math.nan  # the critic's latest Q_risk of the tracked command (NaN: none)
@@ -120,7 +129,8 @@ class SafetyRunner:
         self.started = False
 
     def reset(self, joint_pos: np.ndarray) -> None:
-        self.filter.reset(joint_pos)
+        """Start filtering: hold ``joint_pos`` (normalized commands: start from zero)."""
+        self.filter.reset(np.zeros_like(joint_pos) if self.normalized else joint_pos)
         self.started = True
 
     def policy_command(self, command: np.ndarray, now_ns: int) -> None:

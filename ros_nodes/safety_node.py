@@ -29,9 +29,11 @@ from deploy.safety.config import SafetyConfig, load_safety_config
 from deploy.safety.engines import load_critic
 from deploy.safety.kinematics import SerialChain
 from deploy.safety.limits import Stage
+from deploy.safety.normalized import NORMALIZED
 from ros_nodes.control import Mode, SafetyRunner, load_robot
 from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import DEFAULT, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, PortHealth, QoS, Received
+from ros_nodes.task_inputs import TaskInputs
 from ros_nodes.topics import BOOL, JOINT_TRAJECTORY, SAFETY_STATUS, TOPIC_ESTOP, JointOrder, diagnostic
 from sim.observation import ObservationError, build_observation
 
@@ -87,6 +89,9 @@ class SafetyParams:
     bundle's own critic.onnx if it has one, else none. Needs the end effector on ``ee_topic``."""
     ee_topic: str = m.TOPIC_EE
     """End-effector position (geometry_msgs/PointStamped), part of the critic's observation."""
+    observation_topic: str = m.TOPIC_OBSERVATION
+    """The whole observation (Float64MultiArray), read when the critic observes a field no
+    standard topic carries (push's puck)."""
     joint_states_qos: str = ""
     """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
@@ -100,6 +105,9 @@ class SafetyParams:
     """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     ee_qos: str = ""
+    """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
+    empty: the default in docs/ros.md's QoS table."""
+    observation_qos: str = ""
     """QoS override (ros_nodes/qos.py::parse_qos, e.g. ``sensor_data`` or ``reliable,keep_last:1``);
     empty: the default in docs/ros.md's QoS table."""
     diagnostics_qos: str = ""
@@ -143,6 +151,11 @@ class SafetyNode(Node):
                 robot = dataclasses.replace(robot, control_hz=float(contract.policy_hz))
         if p.command_type not in COMMAND_TYPES:
             raise ValueError(f"command_type {p.command_type!r}: choose one of {sorted(COMMAND_TYPES)}")
+        if p.command_type == "joint_trajectory" and robot.action.kind == NORMALIZED:
+            raise ValueError(
+                f"command_type joint_trajectory: robot {robot.robot!r} takes normalized motor commands, "
+                "not joint positions; use float64_array"
+            )
         store = getattr(self.port, "params", None)
         self.config = safety_config(p, self.port.parameter, set(store.source) if store else set())
         chain = None
@@ -159,7 +172,7 @@ class SafetyNode(Node):
                 critic_path, robot, tick_hz=p.rate_hz, threshold=self.config.critic_threshold
             )
         self.runner = SafetyRunner(robot, self.config, p.rate_hz, critic, chain)
-        self.ee: np.ndarray | None = None
+        self.critic_inputs = TaskInputs(robot, critic.critic.contract.task.observation) if critic else None
         self.order = JointOrder(robot.joint_names)
         self.q: np.ndarray | None = None
         self.qd = np.zeros(robot.n_joints)
@@ -182,8 +195,18 @@ class SafetyNode(Node):
         policy_qos = qos_param(p, "policy_qos", QoS(depth=1))
         self.port.subscribe(p.policy_topic, m.FLOAT64_ARRAY, self._on_policy, policy_qos)
         self.port.subscribe(p.estop_topic, BOOL, self._on_estop, qos_param(p, "estop_qos", DEFAULT))
-        if critic is not None:
-            self.port.subscribe(p.ee_topic, m.POINT_STAMPED, self._on_ee, qos_param(p, "ee_qos", SENSOR_DATA))
+        inputs = self.critic_inputs
+        if inputs is not None and inputs.wants_ee:
+            ee_qos = qos_param(p, "ee_qos", SENSOR_DATA)
+            self.port.subscribe(p.ee_topic, m.POINT_STAMPED, lambda msg, rx: inputs.on_ee(msg), ee_qos)
+        if inputs is not None and inputs.wants_observation:
+            obs_qos = qos_param(p, "observation_qos", SENSOR_DATA)
+            self.port.subscribe(
+                p.observation_topic,
+                m.FLOAT64_ARRAY,
+                lambda msg, rx: inputs.on_observation(msg, rx.received_ns),
+                obs_qos,
+            )
         self.publish_errors = 0  # robot commands the middleware refused to send (counted, never raised)
         n = p.stats_max_ticks if p.stats_path else 0
         self.stats = {
@@ -206,19 +229,17 @@ class SafetyNode(Node):
         if not self.runner.started and np.all(np.isfinite(self.q)):
             self.runner.reset(self.q)
 
-    def _on_ee(self, msg: Any, rx: Received) -> None:
-        self.ee = np.array([msg.point.x, msg.point.y, msg.point.z])
-
     def _critic_observation(self) -> np.ndarray | None:
-        """The critic's observation from the latest joint state and end effector (None until
-        both have arrived, or when they do not build: the critic stage is then skipped)."""
-        critic = self.runner.critic
-        if critic is None or self.ee is None or self.q is None:
+        """The critic's observation from the latest joint state, end effector and observation
+        topic (None until they have arrived, or when they do not build: the critic stage is
+        then skipped)."""
+        critic, inputs = self.runner.critic, self.critic_inputs
+        if critic is None or inputs is None or self.q is None:
             return None
-        state = {"joint_pos": self.q, "joint_vel": self.qd, "ee_pos": self.ee}
+        state = inputs.fields({"joint_pos": self.q, "joint_vel": self.qd})
         try:
             return build_observation(state, critic.critic.contract.task.observation)
-        except ObservationError:
+        except (ObservationError, KeyError):
             return None
 
     def _on_policy(self, msg: Any, rx: Received) -> None:

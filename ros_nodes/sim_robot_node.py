@@ -1,17 +1,23 @@
 """Sim robot node: MuJoCo standing in for the hardware (and its ros2_control).
 
-Publishes ``/joint_states`` (and the end-effector position) every physics step (500 Hz on
-arm7) and applies the newest command from the command topic (``std_msgs/Float64MultiArray``,
-absolute joint targets in rad, as a forward_command_controller would). As the task's stand-in
-it also runs episodes: a goal for ``episode_s``, scored at the end (success within the task's
-threshold), then a homing move to a new start pose (the task's reset distribution) during which
-commands are ignored, as when a robot's homing trajectory controller takes over; nothing
-teleports, so the safety node always sees physical motion. Episodes start at the first policy
-command seen, so a slow-starting policy does not lose its first goal.
+Simulates any registered task through the task's own code (``ros_nodes.stand_in``). Every tick
+(a physics step: 500 Hz on arm7; a dm_control task's control step) it applies the newest
+command from the command topic (``std_msgs/Float64MultiArray``: absolute joint targets, as a
+forward_command_controller would, or a dm_control task's normalized motor commands) and
+publishes the task's state: ``/joint_states``, the end effector when the task has one, and
+``/spine/observation`` (the whole observation, concatenated) when some observed field has no
+topic of its own (push's puck, dm_control's observations). As the task's stand-in it also runs
+episodes: the goal (``/spine/goal``; a planar goal as a point with z = 0) for ``episode_s``,
+scored at the end by the task, then the next episode of the task's reset (seed + episode,
+as ``spine-run`` draws them), reached by a homing move during which commands are ignored, as
+when a robot's homing trajectory controller takes over; nothing teleports (dm_control tasks
+reset as dm_control does). Episodes start at the first policy command seen, so a slow-starting
+policy does not lose its first goal.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -24,35 +30,18 @@ from ruamel.yaml import YAML
 
 import sim
 from deploy.logs import messages as m
+from deploy.logs.writer import observation_fields
 from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import LATCHED, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, QoS, Received
+from ros_nodes.stand_in import make_stand_in
 from ros_nodes.topics import SIM_STATUS, diagnostic
-
-ARM_PARTS = ("ee_pos", "set_targets", "joint_pos", "pos_min", "pos_max")  # what the node drives
-
-
-def check_simulable(task: str, env: object) -> None:
-    """Refuse, naming what is missing, a task this node cannot stand in for: it simulates a
-    position-servoed arm with an end effector and a goal point (reach, reach_obstacles,
-    widowx_reach, on any configured arm); push's puck, the maze's point mass and dm_control
-    run through ``spine-run`` (the Controller in sim) instead."""
-    physics = getattr(env, "physics", None)
-    missing = [a for a in ARM_PARTS if not hasattr(physics, a)]
-    if not hasattr(env, "start_pose"):
-        missing.append("start_pose")
-    if missing:
-        raise ValueError(
-            f"task {task!r}: the sim robot node simulates arm tasks whose goal is an end-effector "
-            f"point (reach, reach_obstacles, widowx_reach); {task!r} lacks {missing}. "
-            f"Run it through the Controller in sim instead: spine-run <bundle>"
-        )
 
 
 def sim_robot_kwargs(task: str, robot: str) -> dict[str, str]:
     """``{"robot": <config>}`` when the nodes' ``robot`` names an arm other than ``task``'s own."""
     from sim.robot_config import known_robots
 
-    if not robot:
+    if not robot or robot == task:  # the task named as the nodes' robot: its own spec
         return {}
     path = Path(robot)
     name = robot
@@ -70,22 +59,28 @@ def sim_robot_kwargs(task: str, robot: str) -> dict[str, str]:
 @dataclass
 class SimRobotParams:
     task: str = "reach"
-    """Registered sim task whose robot and goals are simulated."""
+    """Registered sim task whose robot, scene and goals are simulated (any: reach,
+    reach_obstacles, widowx_reach, push, maze, maze_large, dmc)."""
     robot: str = ""
     """The nodes' robot (shared ``robot`` parameter): a robot config (configs/robot/ name or YAML
     with ``model:``) or a task-spec YAML naming one (``robot: panda``) runs ``task`` on that arm;
-    "" or the task's own arm: as registered."""
+    "", ``task`` itself or the task's own arm: as registered."""
     seed: int = 0
-    """Seeds the initial pose and the goal sequence."""
+    """Episode k is the task's reset with seed ``seed + k``: the episodes ``spine-run --seed``
+    runs (start pose reached by homing, goal and scene as drawn)."""
     episodes: int = 0
     """Goals to run before exiting (0: run until stopped)."""
-    episode_s: float = 4.0
-    """Time per goal (s); 4 s = the reach task's 100 control steps."""
+    episode_s: float = 0.0
+    """Time per goal (s); 0: the task's own episode (episode_steps / control_hz: reach 4 s,
+    push 10 s, maze 20 s, dmc 20 s)."""
     goal_repeat_s: float = 0.5
     """Publish the current goal again this often (s): readers with ROS 2's default (volatile)
     QoS, as ``ros2 topic pub`` needs, get nothing published before they joined."""
     home_s: float = 1.5
-    """Homing move between episodes (s), then ``settle_s`` at rest before the next goal."""
+    """Shortest homing move between episodes (s), then ``settle_s`` at rest before the next goal."""
+    home_speed: float = 0.5
+    """Homing moves at most this fraction of the joint velocity limits on average (longer moves
+    and the maze's path through its cells take longer than ``home_s``)."""
     settle_s: float = 0.3
     command_topic: str = m.TOPIC_COMMAND
     policy_topic: str = m.TOPIC_POLICY_CMD
@@ -107,30 +102,31 @@ class SimRobotParams:
 
 
 class SimRobotNode(Node):
-    """Sim robot node: MuJoCo physics publishing joint states and applying commands."""
+    """Sim robot node: a task in MuJoCo publishing its state and applying commands."""
 
     name = "spine_sim_robot"
     Params = SimRobotParams
 
     def configure(self) -> None:
         p = self.params
-        self.env = sim.make(p.task, **sim_robot_kwargs(p.task, p.robot))
-        check_simulable(p.task, self.env.unwrapped)
-        self.env.reset(seed=p.seed)
-        self.physics = self.env.unwrapped.physics
-        self.start_pose = self.env.unwrapped.start_pose  # the task's reset pose (rad)
-        self.spec = self.env.unwrapped.task_spec
-        self.rng = np.random.default_rng(p.seed)
-        self.goal = np.asarray(self.env.unwrapped.state()["goal"], dtype=np.float64)
-        self.physics_hz = self.spec.physics_hz
-        self.episode_ticks = round(p.episode_s * self.physics_hz)
-        self.home_ticks = round(p.home_s * self.physics_hz)
-        self.settle_ticks = round(p.settle_s * self.physics_hz)
-        self.homing: tuple[np.ndarray, np.ndarray] | None = None  # (from, to) joint positions
+        self.sim = make_stand_in(p.task, **sim_robot_kwargs(p.task, p.robot))
+        self.spec = spec = self.sim.spec
+        episode_s = p.episode_s or spec.episode_steps / spec.control_hz
+        if not episode_s > 0:
+            raise ValueError(f"episode_s {p.episode_s}: must be > 0 (0: the task's own episode)")
+        self.sim.reset(p.seed)
+        self.goal = np.asarray(self.sim.state()[spec.goal.name], dtype=np.float64)
+        self.tick_hz = self.sim.tick_hz
+        self.episode_ticks = round(episode_s * self.tick_hz)
+        self.settle_ticks = round(p.settle_s * self.tick_hz)
+        self.observed = observation_fields(spec.observation)  # fields no standard topic carries
+        self.label = ",".join(f"{f.name}:{f.size}" for f in self.observed)
+        self.homing: list[tuple[np.ndarray, np.ndarray, int]] = []  # (from, to, ticks) segments
+        self.settling = False
         self.command: np.ndarray | None = None
         self.bad_commands = 0
         self.started = False
-        self.ticks = 0  # physics steps in the current episode or homing phase
+        self.ticks = 0  # ticks in the current episode, homing segment or settling
         self.last_ns: int | None = None  # wall time the physics has caught up to (ns)
         self.published = 0
         self.start_ns = self.port.now_ns()
@@ -138,10 +134,19 @@ class SimRobotNode(Node):
         n = p.stats_max if p.stats_path else 0
         self.rx = {k: np.zeros(n, dtype=np.int64) for k in ("source_ns", "received_ns")}
         self.n_rx = 0
+        state = self.sim.state()
         js_qos = qos_param(p, "joint_states_qos", SYSTEM_DEFAULT)  # as joint_state_broadcaster
         self.js_pub = self.port.publisher(m.TOPIC_JOINT_STATES, m.JOINT_STATE, js_qos)
-        self.ee_pub = self.port.publisher(m.TOPIC_EE, m.POINT_STAMPED, SENSOR_DATA)
-        self.goal_pub = self.port.publisher(m.TOPIC_GOAL, m.POINT_STAMPED, qos_param(p, "goal_qos", LATCHED))
+        self.ee_pub = None
+        if "ee_pos" in state:
+            self.ee_pub = self.port.publisher(m.TOPIC_EE, m.POINT_STAMPED, SENSOR_DATA)
+        self.obs_pub = (
+            self.port.publisher(m.TOPIC_OBSERVATION, m.FLOAT64_ARRAY, SENSOR_DATA) if self.observed else None
+        )
+        self.goal_pub = None
+        if spec.goal.size in (2, 3):  # a goal-less task (dm_control's cartpole, ...) has none
+            goal_qos = qos_param(p, "goal_qos", LATCHED)
+            self.goal_pub = self.port.publisher(m.TOPIC_GOAL, m.POINT_STAMPED, goal_qos)
         self.diag_pub = self.port.publisher(m.TOPIC_DIAGNOSTICS, m.DIAGNOSTICS, RELIABLE_QOS)
         cmd_qos = qos_param(p, "command_qos", SYSTEM_DEFAULT)  # as forward_command_controller
         self.port.subscribe(p.command_topic, m.FLOAT64_ARRAY, self._on_command, cmd_qos)
@@ -165,67 +170,93 @@ class SimRobotNode(Node):
 
     def activate(self) -> None:
         self._publish_goal()
-        self.timers = [self.port.timer(1.0 / self.physics_hz, self._tick)]
+        self.timers = [self.port.timer(1.0 / self.tick_hz, self._tick)]
         if self.params.goal_repeat_s > 0:
             self.timers.append(self.port.timer(self.params.goal_repeat_s, self._repeat_goal))
 
+    def _between(self) -> bool:
+        return bool(self.homing) or self.settling
+
     def _repeat_goal(self) -> None:
-        if self.homing is None:  # between episodes there is no goal to reach
-            self.goal_pub.publish(m.point_stamped(self.port.now_ns(), self.goal))
+        if not self._between():  # between episodes there is no goal to reach
+            self._publish_goal()
 
     def _publish_goal(self) -> None:
-        self.physics.set_goal_marker(self.goal)
-        self.goal_pub.publish(m.point_stamped(self.port.now_ns(), self.goal))
+        if self.goal_pub is not None:
+            self.goal_pub.publish(m.point_stamped(self.port.now_ns(), self.goal))
 
     def _tick(self) -> None:
-        """One timer tick: the physics catches up with the wall clock (a late tick steps more
-        than once, at most 10 times), then one joint state is published."""
+        """One timer tick: the sim catches up with the wall clock (a late tick steps more
+        than once, at most 10 times), then the state is published once."""
         now = self.port.now_ns()
-        behind = 1 if self.last_ns is None else round((now - self.last_ns) * self.physics_hz / 1e9)
+        behind = 1 if self.last_ns is None else round((now - self.last_ns) * self.tick_hz / 1e9)
         steps = min(max(behind, 1), 10)
         if self.last_ns is None or behind > 10:
             self.last_ns = now  # too far behind (a stall): let the lost time go
         else:
-            self.last_ns += round(steps * 1e9 / self.physics_hz)
-        if self.homing is not None:
-            self._home()
+            self.last_ns += round(steps * 1e9 / self.tick_hz)
+        if self._between():
+            self._home(steps)
         elif self.command is not None:
-            self.physics.set_targets(self.command)
-        self.physics.step(steps)
+            self.sim.apply(self.command)
+        self.sim.step(steps)
         self.published += 1
-        stamp = self.port.now_ns()
-        names = self.spec.joint_names
-        self.js_pub.publish(m.joint_state(stamp, names, self.physics.joint_pos(), self.physics.joint_vel()))
-        self.ee_pub.publish(m.point_stamped(stamp, self.physics.ee_pos()))
-        if not self.started:
+        self._publish_state(self.port.now_ns())
+        if not self.started or self._between():
             return
         self.ticks += steps
-        if self.homing is None and self.ticks >= self.episode_ticks:
+        if self.ticks >= self.episode_ticks:
             self._end_episode()
 
-    def _home(self) -> None:
-        """Follow a smooth joint path to the next start pose, then publish the next goal."""
-        start, end = self.homing  # type: ignore[misc]
-        s = min(self.ticks / max(self.home_ticks, 1), 1.0)
-        self.physics.set_targets(start + (end - start) * (3 * s**2 - 2 * s**3))
-        if self.ticks >= self.home_ticks + self.settle_ticks:
-            self.homing, self.ticks = None, 0
+    def _publish_state(self, stamp: int) -> None:
+        state = self.sim.state()
+        names = self.spec.joint_names
+        self.js_pub.publish(m.joint_state(stamp, names, state["joint_pos"], state["joint_vel"]))
+        if self.ee_pub is not None:
+            self.ee_pub.publish(m.point_stamped(stamp, state["ee_pos"]))
+        if self.obs_pub is not None:
+            values = np.concatenate([np.ravel(state[f.name]) for f in self.observed]).astype(np.float64)
+            self.obs_pub.publish(m.float64_array(values, self.label))
+
+    def _home(self, steps: int) -> None:
+        """Follow the homing path's segments (smooth in time), settle, then start the episode."""
+        self.ticks += steps
+        if self.homing:
+            start, end, ticks = self.homing[0]
+            s = min(self.ticks / max(ticks, 1), 1.0)
+            self.sim.apply(start + (end - start) * (3 * s**2 - 2 * s**3))
+            if self.ticks >= ticks:
+                self.homing.pop(0)
+                self.ticks = 0
+                self.settling = not self.homing
+        elif self.ticks >= self.settle_ticks:
+            self.settling, self.ticks = False, 0
+            self.sim.place(self.params.seed + len(self.results))
+            self.goal = np.asarray(self.sim.state()[self.spec.goal.name], dtype=np.float64)
             self._publish_goal()
 
     def _end_episode(self) -> None:
-        distance = float(np.linalg.norm(self.physics.ee_pos() - self.goal))
-        success = distance < self.spec.success_threshold
-        self.results.append({"goal": self.goal.tolist(), "distance_m": distance, "success": bool(success)})
+        distance, success = self.sim.score()
+        self.results.append({"goal": self.goal.tolist(), "distance_m": distance, "success": success})
         values = {"episode": len(self.results) - 1, "distance_m": f"{distance:.4f}", "success": int(success)}
         self.diag_pub.publish(diagnostic(self.port, SIM_STATUS, 0, "episode", values))
+        self.ticks = 0
         if self.params.episodes and len(self.results) >= self.params.episodes:
             self.done = True
             return
-        self.goal = self.rng.uniform(self.spec.workspace_low, self.spec.workspace_high)
-        noise = self.env.unwrapped.config.init_noise
-        home = np.asarray(self.start_pose) + self.rng.uniform(-noise, noise, self.spec.n_joints)
-        home = np.clip(home, self.physics.pos_min, self.physics.pos_max)
-        self.homing, self.ticks = (self.physics.joint_pos(), home), 0
+        seed = self.params.seed + len(self.results)
+        start = self.sim.start_of(seed)
+        if start is None:  # dm_control: its own reset, at once
+            self.sim.place(seed)
+            self.goal = np.asarray(self.sim.state()[self.spec.goal.name], dtype=np.float64)
+            self._publish_goal()
+            return
+        path = self.sim.path_to(start, self.params.home_s, self.params.home_speed)
+        points = [self.sim.state()["joint_pos"], *(q for q, _ in path)]
+        self.homing = [
+            (a, b, max(round(t * self.tick_hz), 1))
+            for (a, b), (_, t) in zip(itertools.pairwise(points), path, strict=True)
+        ]
 
     def summary(self) -> dict[str, Any]:
         n = len(self.results)

@@ -1,6 +1,7 @@
 """``spine-stack``: the ROS 2 node set over Cyclone DDS on a machine without ROS.
 
     spine-stack --params-file configs/ros/stack.yaml --out runs/stack [--domain-id 42] [-p episodes:=20]
+    spine-stack --task maze --bundle runs/maze/bundle --out runs/stack_maze
 
 Starts the recorder, the sim robot, the safety node and the policy node as separate processes
 (the same set as ``launch/spine.launch.py``), waits for the sim robot to finish its episodes,
@@ -152,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "-p", dest="sim_params", action="append", default=[], help="sim robot parameter name:=value"
     )
+    ap.add_argument(
+        "--task",
+        help="registered task the sim robot runs; the nodes' robot becomes its spec (overrides the file's "
+        "task and robot)",
+    )
+    ap.add_argument("--bundle", help="policy bundle for the policy and safety nodes (overrides the file's)")
     ap.add_argument("--no-recorder", action="store_true", help="do not record a bag")
     ap.add_argument(
         "--keystore",
@@ -176,11 +183,20 @@ def main(argv: list[str] | None = None) -> int:
             f"on DDS domain {args.domain_id} can command the robot (docs/security.md)",
             file=sys.stderr,
         )
+    overrides: dict[str, list[str]] = {"sim_robot": [], "policy": [], "safety": []}
+    if args.task:
+        overrides["sim_robot"].append(f"task:={args.task}")
+        for node in overrides:
+            overrides[node].append(f"robot:={args.task}")
+    if args.bundle:
+        overrides["policy"].append(f"bundle:={args.bundle}")
+        overrides["safety"].append(f"bundle:={args.bundle}")
+    overrides["sim_robot"] += args.sim_params
     stack = start_stack(
         args.out,
         args.params_file,
         args.domain_id,
-        {"sim_robot": args.sim_params},
+        overrides,
         nodes,
         not args.network,
         args.keystore,

@@ -347,6 +347,25 @@ _PLAN: list[tuple[str, Run | Daemon | Refused | Exempt]] = [
         Small(f".venv/bin/spine-stack --params-file configs/ros/stack.yaml --out runs/stack {TINY_STACK}"),
     ),
     (
+        "spine-collect task=maze mode=navigate episodes=200 action_noise=0.1 out=runs/maze/data",
+        Small("spine-collect task=maze mode=navigate episodes=10 action_noise=0.1 out=runs/maze/data"),
+    ),
+    (
+        "spine-train task=maze policy=hiql dataset=runs/maze/data/maze.npz out=runs/maze/train steps=10000",
+        Small(f"""spine-train task=maze policy=hiql dataset=runs/maze/data/maze.npz out=runs/maze/train
+        {TINY_TRAIN}"""),
+    ),
+    (
+        "spine-export runs/maze/train/checkpoint --out runs/maze/bundle",
+        Small("spine-export runs/maze/train/checkpoint --out runs/maze/bundle --samples 64"),
+    ),
+    (
+        """spine-stack --params-file configs/ros/stack.yaml --task maze --bundle runs/maze/bundle
+        --out runs/stack_maze -p episodes:=10""",
+        Small(f"""spine-stack --params-file configs/ros/stack.yaml --task maze --bundle runs/maze/bundle
+        --out runs/stack_maze {TINY_STACK}"""),
+    ),
+    (
         "spine-safety-node --ros-args --params-file configs/ros/stack.yaml -p rate_hz:=500.0",
         Daemon(seconds=8),
     ),
@@ -425,6 +444,11 @@ _PLAN: list[tuple[str, Run | Daemon | Refused | Exempt]] = [
     ("spine-export runs/dmc/train/checkpoint --out runs/dmc/bundle --eval-episodes 2", AS_IS),
     ("spine-run runs/dmc/bundle --episodes 2 --log runs/dmc/run", AS_IS),
     ("spine-replay runs/dmc/run/log --bundle runs/dmc/bundle --out runs/dmc/replay", AS_IS),
+    (
+        """spine-stack --params-file configs/ros/stack.yaml --task dmc --bundle runs/dmc/bundle
+        --out runs/dmc/stack -p episodes:=2 -p episode_s:=2.0""",
+        AS_IS,
+    ),
     (
         """spine-train task=dmc task.domain=cartpole task.task=swingup policy=sac_her dataset=''
         out=runs/cartpole/train steps=300 eval_every=300 eval_episodes=1 task.episode_steps=40

@@ -119,7 +119,7 @@ def _source(
 
 def _observed(log: RunLog, spec: TaskSpec) -> Callable[[int], dict[str, np.ndarray]]:
     """The observation fields logged on ``/spine/observation`` held at each tick, split by the
-    task's fields (none when the log has no such topic)."""
+    task's fields (none when the log has no such topic, or before its first message)."""
     series = log.observation
     if series is None:
         return lambda t: {}
@@ -133,7 +133,8 @@ def _observed(log: RunLog, spec: TaskSpec) -> Callable[[int], dict[str, np.ndarr
 
     def fields(t: int) -> dict[str, np.ndarray]:
         row = series.hold(t)
-        row = np.full(spec.obs_size, np.nan) if row is None else row
+        if row is None:  # none yet (a stack's first joint states): the policy cannot run, the
+            return {}  # filter holds the measured joints, as on the robot
         return {n: row[a:b] for n, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)}
 
     return fields

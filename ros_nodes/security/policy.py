@@ -64,18 +64,19 @@ def spine_grants(command_topic: str = m.TOPIC_COMMAND) -> list[Grant]:
 
     ``command_topic``: the robot command topic (ROS name) when it is remapped, e.g. to
     ``/forward_position_controller/commands``."""
-    cmd, policy, js, ee, goal = (
+    cmd, policy, js, ee, goal, obs = (
         command_topic,
         m.TOPIC_POLICY_CMD,
         m.TOPIC_JOINT_STATES,
         m.TOPIC_EE,
         m.TOPIC_GOAL,
+        m.TOPIC_OBSERVATION,  # tasks whose observed fields have no topic of their own
     )
     diag = m.TOPIC_DIAGNOSTICS
     return [
-        Grant("/spine/safety", (cmd, diag), (js, policy, TOPIC_ESTOP, ee), node="spine_safety"),
-        Grant("/spine/policy", (policy,), (js, goal, ee), node="spine_policy"),
-        Grant("/spine/sim_robot", (js, ee, goal, diag), (cmd, policy), node="spine_sim_robot"),
+        Grant("/spine/safety", (cmd, diag), (js, policy, TOPIC_ESTOP, ee, obs), node="spine_safety"),
+        Grant("/spine/policy", (policy,), (js, goal, ee, obs), node="spine_policy"),
+        Grant("/spine/sim_robot", (js, ee, goal, obs, diag), (cmd, policy), node="spine_sim_robot"),
         Grant("/spine/recorder", (), ("/*",), node="spine_recorder"),
         Grant(OPERATOR, (TOPIC_ESTOP,), (diag,)),
     ]

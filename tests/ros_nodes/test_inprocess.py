@@ -92,7 +92,7 @@ def test_killed_policy_holds_then_damps_on_the_command_s_age() -> None:
     t_hold, t_damp = r.command_ns + round((hold_s + tick) * 1e9), r.command_ns + round(damp_s * 1e9)
     held = [c for t, c in probe.commands if t_hold < t < t_damp]
     assert len(held) > 100 and np.ptp(np.array(held), axis=0).max() < 1e-5, "hold keeps one command"
-    q = nodes["sim"].physics.joint_pos()
+    q = nodes["sim"].sim.state()["joint_pos"]
     assert np.abs(probe.commands[-1][1] - q).max() < 0.01, "damping settles on the measured position"
     assert safety.runner.mode == Mode.DAMP and int(probe.diags[-1]["damp"]) > 0
 
@@ -111,7 +111,7 @@ def test_estop_stops_the_arm_and_latches_until_release() -> None:
     during = np.array([c for _, c in probe.commands[n_before:]])
     assert len(during) >= 290 and probe.diags[-1]["mode"] == "estop"
     assert int(probe.diags[-1]["stage_estop"]) >= 290
-    q = nodes["sim"].physics.joint_pos()
+    q = nodes["sim"].sim.state()["joint_pos"]
     assert np.abs(during[-1] - q).max() < 1e-3, "the command is where the arm stopped"
     assert np.ptp(during[-50:], axis=0).max() < 1e-4, "the arm has stopped"
     step = np.abs(np.diff(during, axis=0)).max(axis=0)

@@ -31,13 +31,9 @@ def test_an_unknown_robot_is_refused() -> None:
     assert URDF_ROBOT.endswith(".yaml")
 
 
-@pytest.mark.parametrize("task", ["push", "maze", "dmc"])
-def test_the_sim_robot_node_refuses_tasks_it_cannot_simulate(task: str) -> None:
-    """spine-sim-robot stands in for arms; other tasks get a refusal naming what they lack."""
+def test_a_registered_task_names_its_own_spec() -> None:
     import sim
-    from ros_nodes.sim_robot_node import check_simulable
 
-    with pytest.raises(ValueError, match=f"task '{task}': the sim robot node simulates arm tasks"):
-        check_simulable(task, sim.make(task).unwrapped)
-    for arm_task in ("reach", "reach_obstacles", "widowx_reach"):
-        check_simulable(arm_task, sim.make(arm_task).unwrapped)
+    for task in ("push", "maze", "dmc"):
+        assert load_robot(task) == sim.make(task).task_spec
+        assert sim_robot_kwargs(task, task) == {}
