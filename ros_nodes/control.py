@@ -12,10 +12,12 @@ import enum
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ruamel.yaml import YAML
 
+from deploy.runtime.bundle import load_bundle, spec_kwargs
 from deploy.runtime.controller import Controller
 from deploy.safety.config import SafetyConfig
 from deploy.safety.critic import CriticGuard
@@ -26,12 +28,23 @@ from deploy.safety.normalized import NORMALIZED
 from sim.spec import JOINT_POS, TaskSpec
 
 
-def load_robot(path: Path | str) -> TaskSpec:
+def trained_task_kwargs(task: str, bundle: Path | str = "") -> dict[str, Any]:
+    """The config fields that shape ``task``'s spec as ``bundle`` was trained on it
+    (dm_control's domain, task and action repeat: ``deploy.runtime.bundle.spec_kwargs``, as
+    ``spine-run`` builds its sim); {} without a bundle, or for one trained on another task."""
+    if not bundle:
+        return {}
+    contract = load_bundle(bundle).contract
+    return spec_kwargs(contract) if contract.task.name == task else {}
+
+
+def load_robot(path: Path | str, bundle: Path | str = "") -> TaskSpec:
     """The robot the nodes serve, as a ``sim.spec.TaskSpec``: a YAML file with its fields
     (``configs/ros/arm7_reach.yaml``; no MuJoCo needed), or a robot config (a name in
     ``configs/robot/`` or a YAML with a ``model:``), whose spec is derived through MuJoCo as
     ``task=reach robot=<it>`` (docs/robots.md), or a registered task's name (``push``, ``maze``,
-    ``dmc``: the task's spec as registered, through MuJoCo)."""
+    ``dmc``: the task's spec through MuJoCo, as registered or, with ``bundle`` trained on it, in
+    the configuration it was trained in: ``trained_task_kwargs``)."""
     path = Path(path)
     data = YAML(typ="safe", pure=True).load(path.read_text()) if path.is_file() else None
     if data is None or (isinstance(data, dict) and "model" in data):
@@ -42,7 +55,7 @@ def load_robot(path: Path | str) -> TaskSpec:
         if not path.is_file() and str(path) in task_names():
             import sim
 
-            return sim.make(str(path)).task_spec
+            return sim.make(str(path), **trained_task_kwargs(str(path), bundle)).task_spec
         if not path.is_file() and str(path) not in known_robots():
             raise FileNotFoundError(
                 f"robot config {path} does not exist (nor is it a robot in configs/robot/: "

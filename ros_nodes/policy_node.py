@@ -67,7 +67,7 @@ class PolicyNode(Node):
 
     def configure(self) -> None:
         p = self.params
-        robot = load_robot(p.robot)
+        robot = load_robot(p.robot, p.bundle)
         self.runner = PolicyRunner(p.bundle, robot)  # ContractMismatch names the field
         self.order = JointOrder(robot.joint_names)
         self.inputs = TaskInputs(robot, robot.observation)

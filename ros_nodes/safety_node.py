@@ -143,7 +143,7 @@ class SafetyNode(Node):
 
     def configure(self) -> None:
         p = self.params
-        robot = load_robot(p.robot)
+        robot = load_robot(p.robot, p.bundle)
         if p.bundle:
             contract = load_bundle(p.bundle).contract
             contract.check_robot(robot)  # ContractMismatch names the field

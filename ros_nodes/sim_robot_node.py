@@ -31,28 +31,32 @@ from ruamel.yaml import YAML
 import sim
 from deploy.logs import messages as m
 from deploy.logs.writer import observation_fields
+from ros_nodes.control import trained_task_kwargs
 from ros_nodes.node import Node, qos_param, run_node
 from ros_nodes.port import LATCHED, RELIABLE_QOS, SENSOR_DATA, SYSTEM_DEFAULT, QoS, Received
 from ros_nodes.stand_in import make_stand_in
 from ros_nodes.topics import SIM_STATUS, diagnostic
 
 
-def sim_robot_kwargs(task: str, robot: str) -> dict[str, str]:
-    """``{"robot": <config>}`` when the nodes' ``robot`` names an arm other than ``task``'s own."""
+def sim_robot_kwargs(task: str, robot: str, bundle: str = "") -> dict[str, Any]:
+    """``task``'s keyword arguments: the config fields that shape its spec as ``bundle`` was
+    trained on it (dm_control's domain and task), and ``{"robot": <config>}`` when the nodes'
+    ``robot`` names an arm other than ``task``'s own."""
     from sim.robot_config import known_robots
 
+    trained = trained_task_kwargs(task, bundle)
     if not robot or robot == task:  # the task named as the nodes' robot: its own spec
-        return {}
+        return trained
     path = Path(robot)
     name = robot
     if path.is_file():
         data = YAML(typ="safe", pure=True).load(path.read_text()) or {}
         name = robot if "model" in data else str(data.get("robot", ""))  # a task-spec YAML names its arm
-    own = sim.make(task).task_spec.robot
+    own = sim.make(task, **trained).task_spec.robot
     if not name or name == own:
-        return {}
+        return trained
     if name in known_robots() or name.endswith((".yaml", ".yml")):
-        return {"robot": name}
+        return trained | {"robot": name}
     raise ValueError(f"robot {robot!r}: {name!r} is neither {task}'s own arm ({own}) nor a robot config")
 
 
@@ -65,6 +69,10 @@ class SimRobotParams:
     """The nodes' robot (shared ``robot`` parameter): a robot config (configs/robot/ name or YAML
     with ``model:``) or a task-spec YAML naming one (``robot: panda``) runs ``task`` on that arm;
     "", ``task`` itself or the task's own arm: as registered."""
+    bundle: str = ""
+    """The policy's bundle (shared ``bundle`` parameter): when it was trained on ``task``, the
+    task is built with the config fields that shape its spec as trained (dm_control's domain
+    and task), as ``spine-run`` builds it; "": as registered."""
     seed: int = 0
     """Episode k is the task's reset with seed ``seed + k``: the episodes ``spine-run --seed``
     runs (start pose reached by homing, goal and scene as drawn)."""
@@ -109,7 +117,7 @@ class SimRobotNode(Node):
 
     def configure(self) -> None:
         p = self.params
-        self.sim = make_stand_in(p.task, **sim_robot_kwargs(p.task, p.robot))
+        self.sim = make_stand_in(p.task, **sim_robot_kwargs(p.task, p.robot, p.bundle))
         self.spec = spec = self.sim.spec
         episode_s = p.episode_s or spec.episode_steps / spec.control_hz
         if not episode_s > 0:

@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         help="registered task the sim robot runs; the nodes' robot becomes its spec (overrides the file's "
         "task and robot)",
     )
-    ap.add_argument("--bundle", help="policy bundle for the policy and safety nodes (overrides the file's)")
+    ap.add_argument(
+        "--bundle", help="policy bundle for the policy, safety and sim robot nodes (overrides the file's)"
+    )
     ap.add_argument("--no-recorder", action="store_true", help="do not record a bag")
     ap.add_argument(
         "--keystore",
@@ -189,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         for node in overrides:
             overrides[node].append(f"robot:={args.task}")
     if args.bundle:
-        overrides["policy"].append(f"bundle:={args.bundle}")
-        overrides["safety"].append(f"bundle:={args.bundle}")
+        for node in overrides:  # the sim robot builds the task as the bundle was trained on it
+            overrides[node].append(f"bundle:={args.bundle}")
     overrides["sim_robot"] += args.sim_params
     stack = start_stack(
         args.out,

@@ -140,7 +140,7 @@ def timed(points: list[np.ndarray], vel_max: tuple[float, ...], total_s: float, 
     return [(p, t * scale) for p, t in zip(pts[1:], times, strict=True)]
 
 
-def make_stand_in(task: str, **kwargs: Any) -> StandIn:
+def make_stand_in(task: str, /, **kwargs: Any) -> StandIn:
     """The stand-in for registered ``task`` (``kwargs``: its config, e.g. ``robot=``); a task
     that is neither position-servoed nor dm_control is refused, naming what it lacks."""
     env = sim.make(task, **kwargs).unwrapped

@@ -449,6 +449,12 @@ _PLAN: list[tuple[str, Run | Daemon | Refused | Exempt]] = [
         --out runs/dmc/stack -p episodes:=2 -p episode_s:=2.0""",
         AS_IS,
     ),
+    ("spine-export runs/cartpole/train/checkpoint --out runs/cartpole/bundle --eval-episodes 1", AS_IS),
+    (
+        """spine-stack --params-file configs/ros/stack.yaml --task dmc --bundle runs/cartpole/bundle
+        --out runs/cartpole/stack -p episodes:=1 -p episode_s:=2.0""",
+        AS_IS,
+    ),
     (
         """spine-train task=dmc task.domain=cartpole task.task=swingup policy=sac_her dataset=''
         out=runs/cartpole/train steps=300 eval_every=300 eval_episodes=1 task.episode_steps=40

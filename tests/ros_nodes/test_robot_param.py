@@ -37,3 +37,15 @@ def test_a_registered_task_names_its_own_spec() -> None:
     for task in ("push", "maze", "dmc"):
         assert load_robot(task) == sim.make(task).task_spec
         assert sim_robot_kwargs(task, task) == {}
+
+
+def test_the_bundle_sets_the_config_its_task_was_trained_in() -> None:
+    """As spine-run does: a dm_control bundle names its domain and task; a bundle of another
+    task adds nothing."""
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data"
+    kwargs = sim_robot_kwargs("dmc", "dmc", str(data / "dmc_sac"))
+    assert kwargs["domain"] == "reacher" and kwargs["task"] == "easy"
+    assert load_robot("dmc", data / "dmc_sac").robot == "dm_control/reacher"
+    assert sim_robot_kwargs("dmc", "dmc", str(data / "reach_gcbc")) == {}
