@@ -239,9 +239,13 @@ class SimRobotNode(Node):
                 self.settling = not self.homing
         elif self.ticks >= self.settle_ticks:
             self.settling, self.ticks = False, 0
-            self.sim.place(self.params.seed + len(self.results))
-            self.goal = np.asarray(self.sim.state()[self.spec.goal.name], dtype=np.float64)
-            self._publish_goal()
+            self._place(self.params.seed + len(self.results))
+
+    def _place(self, seed: int) -> None:
+        """Start episode ``seed`` where the robot stands, and publish its goal."""
+        self.sim.place(seed)
+        self.goal = np.asarray(self.sim.state()[self.spec.goal.name], dtype=np.float64)
+        self._publish_goal()
 
     def _end_episode(self) -> None:
         distance, success = self.sim.score()
@@ -255,9 +259,7 @@ class SimRobotNode(Node):
         seed = self.params.seed + len(self.results)
         start = self.sim.start_of(seed)
         if start is None:  # dm_control: its own reset, at once
-            self.sim.place(seed)
-            self.goal = np.asarray(self.sim.state()[self.spec.goal.name], dtype=np.float64)
-            self._publish_goal()
+            self._place(seed)
             return
         path = self.sim.path_to(start, self.params.home_s, self.params.home_speed)
         points = [self.sim.state()["joint_pos"], *(q for q, _ in path)]
