@@ -138,7 +138,10 @@ def main(cfg: DictConfig) -> None:
     plain.pop("robot", None)
     data, critic = CriticDataConfig(**plain.pop("data")), CriticConfig(**plain.pop("critic"))
     typed = CriticTrainConfig(**plain, data=data, critic=critic)
-    report = run(typed, task, task_kwargs)
+    try:
+        report = run(typed, task, task_kwargs)
+    finally:
+        distributed.shutdown()  # every rank leaves the process group before the interpreter tears down
     if not report:  # a torchrun rank other than 0: rank 0 calibrates, saves and reports
         return
     c = report["calibration"]

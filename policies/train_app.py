@@ -11,6 +11,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from policies import distributed
 from policies.registry import PolicyTaskError, policy_entry, policy_names
 from policies.trainer import TrainConfig, train
 from sim.config_schema import register_task_schemas, schema_node, with_robot
@@ -40,6 +41,8 @@ def main(cfg: DictConfig) -> None:
         result = train(TrainConfig(**own), task, family, task_kwargs, policy_cfg)
     except (DatasetError, PolicyTaskError) as e:
         raise SystemExit(f"spine-train: {e}") from None
+    finally:
+        distributed.shutdown()  # every rank leaves the process group before the interpreter tears down
     if result:  # under torchrun only rank 0 evaluates and saves
         print(f"trained {family} on {task}: success {result['success_rate']:.2f} -> {cfg.out}/checkpoint")
 
